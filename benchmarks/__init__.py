@@ -1,0 +1,1 @@
+"""The benchmark harness: both Redis implementations against the seed's Celery/RabbitMQ setup."""

@@ -1,0 +1,1 @@
+"""The pipeline as Dramatiq actors on a Redis broker."""

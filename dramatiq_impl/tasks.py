@@ -1,0 +1,37 @@
+"""The seed's two tasks as Dramatiq actors; start workers with ``dramatiq dramatiq_impl.tasks -Q …``.
+
+>>> from dramatiq_impl.tasks import compute
+>>> compute.send(6, 7)          # as the seed's compute.delay(6, 7)
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from dramatiq_impl.broker import set_default_broker
+from shared import tasks
+from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
+from shared.settings import Settings
+from shared.store import ResultStore
+
+BACKEND_NAME = "dramatiq"
+
+broker = set_default_broker(Settings.from_env())
+routing = active_table()
+store = ResultStore(broker.client, BACKEND_NAME)
+
+# Wrong types or arity can never succeed on a retry: fail straight to the dead-letter queue.
+_NOT_RETRYABLE = (tasks.InvalidArguments, TypeError)
+
+
+@dramatiq.actor(queue_name=routing.queue_for(HANDLE_RESULT_TASK), throws=_NOT_RETRYABLE)
+def handle_result(x: int, y: int, result: int) -> None:
+    """Store the result at the other end (idempotent: a redelivery stores nothing new)."""
+    store.put(*tasks.validate_result(x, y, result))
+
+
+@dramatiq.actor(queue_name=routing.queue_for(COMPUTE_TASK), throws=_NOT_RETRYABLE)
+def compute(x: int, y: int) -> None:
+    """Perform the computation and hand its result to ``handle_result``."""
+    x, y = tasks.validate_point(x, y)
+    handle_result.send(x, y, tasks.compute(x, y))

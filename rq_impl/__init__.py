@@ -1,0 +1,1 @@
+"""The pipeline as RQ jobs on Redis (JSON serializer only)."""

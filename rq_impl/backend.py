@@ -1,0 +1,66 @@
+"""The ``Backend`` interface over RQ (found by name from ``shared.backend``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from itertools import islice
+
+from rq import Queue, Worker
+
+from rq_impl import tasks
+from shared.commands import stock_cli
+from shared.connection import connect
+from shared.routing import COMPUTE_TASK, active_table
+from shared.settings import Settings
+from shared.store import ResultStore
+from shared.tasks import Point, validate_point
+
+#: Jobs per pipelined round trip in ``submit_many``.
+BATCH = 1000
+
+
+class RQBackend:
+    name = tasks.BACKEND_NAME
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection = connect(settings)
+        self.store = ResultStore(self.connection, self.name)
+        routing = active_table()
+        self.queues = {name: tasks.queue(name, self.connection) for name in routing.queues}
+        self.compute_queue = self.queues[routing.queue_for(COMPUTE_TASK)]
+
+    def submit(self, x: int, y: int) -> None:
+        x, y = validate_point(x, y)
+        self.compute_queue.enqueue_call(tasks.compute, args=(x, y), result_ttl=0)
+
+    def submit_many(self, points: Iterable[Point]) -> int:
+        checked = [validate_point(x, y) for x, y in points]
+        it = iter(checked)
+        while batch := list(islice(it, BATCH)):
+            jobs = [Queue.prepare_data(tasks.compute, (x, y), result_ttl=0) for x, y in batch]
+            with self.connection.pipeline() as pipe:
+                self.compute_queue.enqueue_many(jobs, pipeline=pipe)
+                pipe.execute()
+        return len(checked)
+
+    def queue_depths(self) -> dict[str, int]:
+        return {name: q.count for name, q in self.queues.items()}
+
+    def purge(self) -> None:
+        for q in self.queues.values():
+            q.empty()
+
+    def worker_command(self, queues: Sequence[str]) -> list[str]:
+        # REDIS_URL reaches the worker through its environment, never its command line (ps shows that).
+        return [stock_cli("rq"), "worker", "--serializer", "json", *queues]
+
+    def live_workers(self, since: float) -> int:
+        start = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
+        workers = Worker.all(connection=self.connection)
+        return sum(1 for w in workers if w.birth_date and w.birth_date.replace(tzinfo=None) >= start)
+
+
+def create(settings: Settings) -> RQBackend:
+    return RQBackend(settings)

@@ -1,0 +1,65 @@
+"""The seed's two tasks as RQ jobs; start workers with ``rq worker --serializer json compute result``.
+
+    >>> from rq_impl.tasks import compute
+    >>> compute.delay(6, 7)         # as the seed's compute.delay(6, 7)
+
+Jobs travel as JSON: a message can never run code on a worker through pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.decorators import job
+from rq.serializers import JSONSerializer
+
+from shared import tasks
+from shared.connection import connect
+from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
+from shared.settings import Settings
+from shared.store import ResultStore
+
+BACKEND_NAME = "rq"
+
+connection = connect(Settings.from_env())
+routing = active_table()
+store = ResultStore(connection, BACKEND_NAME)
+
+
+def queue(name: str, redis: Redis = connection) -> Queue:
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[..., None]], Any]:
+    """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates before enqueueing."""
+
+    def decorate(fn: Callable[..., None]) -> Any:
+        rq_job = job(queue(queue_name), connection=connection, result_ttl=0)(fn)
+        enqueue = rq_job.delay
+
+        @wraps(enqueue)
+        def delay(*args: Any, **kwargs: Any) -> Any:
+            validator(*args, **kwargs)
+            return enqueue(*args, **kwargs)
+
+        rq_job.delay = delay
+        return rq_job
+
+    return decorate
+
+
+@task(routing.queue_for(HANDLE_RESULT_TASK), tasks.validate_result)
+def handle_result(x: int, y: int, result: int) -> None:
+    """Store the result at the other end (idempotent: a redelivery stores nothing new)."""
+    store.put(*tasks.validate_result(x, y, result))
+
+
+@task(routing.queue_for(COMPUTE_TASK), tasks.validate_point)
+def compute(x: int, y: int) -> None:
+    """Perform the computation and hand its result to ``handle_result``."""
+    x, y = tasks.validate_point(x, y)
+    handle_result.delay(x, y, tasks.compute(x, y))

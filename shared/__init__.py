@@ -1,0 +1,1 @@
+"""Backend-neutral core of the pipeline: task logic, routing, result store, settings, backends."""

@@ -1,0 +1,108 @@
+"""The seed's scenario end to end: start workers, fire the grid, wait for every result, verify."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.backend import Backend
+from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
+from shared.store import Verification
+from shared.tasks import Grid
+from shared.workers import WorkerGroup
+
+#: Called with (results stored so far, results expected) while waiting.
+ProgressCallback = Callable[[int, int], None]
+
+
+class WorkersFailed(RuntimeError):
+    """A worker exited or never became ready; the message carries the tail of its log."""
+
+
+@dataclass
+class RunResult:
+    backend: str
+    grid: Grid
+    seconds: float
+    verification: Verification
+
+    @property
+    def ok(self) -> bool:
+        return self.verification.ok
+
+    @property
+    def throughput(self) -> float:
+        return self.grid.size / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        v = self.verification
+        line = f"{self.backend}: {v.verified}/{v.expected} results verified in {self.seconds:.2f} s"
+        if self.ok:
+            return f"{line} ({self.throughput:.0f} tasks/s)"
+        return f"{line}: FAILED, {v.problems()}"
+
+
+def start_workers(backend: Backend, group: WorkerGroup, compute_workers: int, timeout: float = 60.0) -> None:
+    """Start ``compute_workers`` compute workers and one result worker; return once all are live."""
+    routing = active_table()
+    since = time.time() - 1.0  # tolerate small clock steps between us and Redis
+    for _ in range(compute_workers):
+        group.start("compute", backend.worker_command([routing.queue_for(COMPUTE_TASK)]))
+    group.start("result", backend.worker_command([routing.queue_for(HANDLE_RESULT_TASK)]))
+    deadline = time.monotonic() + timeout
+    while backend.live_workers(since) < len(group.workers):
+        if dead := group.dead():
+            raise WorkersFailed(f"{dead[0].role} worker exited at start:\n{dead[0].tail()}")
+        if time.monotonic() > deadline:
+            raise WorkersFailed(f"workers not live after {timeout:.0f} s:\n{group.workers[-1].tail()}")
+        time.sleep(0.05)
+
+
+def wait_for_results(
+    backend: Backend,
+    expected: int,
+    group: WorkerGroup,
+    stall_timeout: float,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Return when ``expected`` results are stored, or when none arrived for ``stall_timeout`` s."""
+    last, last_change = -1, time.monotonic()
+    while True:
+        stored = backend.store.count()
+        if progress:
+            progress(stored, expected)
+        if stored >= expected:
+            return
+        now = time.monotonic()
+        if stored != last:
+            last, last_change = stored, now
+        elif now - last_change > stall_timeout:
+            return
+        if len(group.dead()) == len(group.workers):
+            return
+        time.sleep(0.02)
+
+
+def run_grid(
+    backend: Backend,
+    grid: Grid,
+    compute_workers: int = 2,
+    log_dir: Path | None = None,
+    stall_timeout: float = 30.0,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run the whole scenario on ``backend``; queues and results of that backend are reset first."""
+    backend.purge()
+    backend.store.clear()
+    logs = log_dir or Path.cwd()
+    logs.mkdir(parents=True, exist_ok=True)
+    with WorkerGroup({**os.environ, "REDIS_URL": backend.settings.redis_url}, logs) as group:
+        start_workers(backend, group, compute_workers)
+        started = time.perf_counter()
+        backend.submit_many(grid.points())
+        wait_for_results(backend, grid.size, group, stall_timeout, progress)
+        seconds = time.perf_counter() - started
+    return RunResult(backend.name, grid, seconds, backend.store.verify(grid))

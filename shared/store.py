@@ -1,0 +1,117 @@
+"""The result store "at the other end": every (x, y) stored exactly once, every delivery counted.
+
+Layout, per backend namespace ``pipeline:<backend>``:
+  ``…:results``     hash ``"x,y"`` -> result, written with HSETNX so a redelivery never overwrites;
+  ``…:deliveries``  hash ``"x,y"`` -> how many times ``handle_result`` delivered that point.
+Both writes of a point go in one MULTI round trip; a chunk of points goes in one round trip too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from shared.connection import connect
+from shared.settings import Settings
+from shared.tasks import Grid, Point, compute
+
+KEY_PREFIX = "pipeline"
+
+
+def _field(x: int, y: int) -> str:
+    return f"{x},{y}"
+
+
+def _point(name: bytes | str) -> Point:
+    x, y = (name.decode() if isinstance(name, bytes) else name).split(",")
+    return int(x), int(y)
+
+
+@dataclass
+class Verification:
+    """What ``ResultStore.verify`` found; ``ok`` means nothing missing, wrong or unexpected."""
+
+    expected: int
+    stored: int
+    missing: list[Point] = field(default_factory=list)
+    wrong: list[tuple[Point, int]] = field(default_factory=list)
+    unexpected: list[Point] = field(default_factory=list)
+    redelivered: dict[Point, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.wrong or self.unexpected)
+
+    @property
+    def verified(self) -> int:
+        return self.expected - len(self.missing) - len(self.wrong)
+
+    def problems(self, limit: int = 5) -> str:
+        """One line naming what is wrong, with a few examples of each kind."""
+        parts = []
+        for label, items in (
+            ("missing", self.missing),
+            ("wrong", self.wrong),
+            ("unexpected", self.unexpected),
+        ):
+            if items:
+                shown = ", ".join(str(i) for i in items[:limit])
+                more = f", … {len(items) - limit} more" if len(items) > limit else ""
+                parts.append(f"{len(items)} {label} ({shown}{more})")
+        return "; ".join(parts) or "none"
+
+
+class ResultStore:
+    def __init__(self, client: redis.Redis, backend: str) -> None:
+        self.client = client
+        self.backend = backend
+        self.results_key = f"{KEY_PREFIX}:{backend}:results"
+        self.deliveries_key = f"{KEY_PREFIX}:{backend}:deliveries"
+
+    @classmethod
+    def from_env(cls, backend: str, settings: Settings | None = None) -> ResultStore:
+        return cls(connect(settings or Settings.from_env()), backend)
+
+    def put(self, x: int, y: int, result: int) -> bool:
+        """Store one result; True if it was new, False if this was a redelivery."""
+        return self.put_many([(x, y, result)]) == 1
+
+    def put_many(self, rows: Iterable[tuple[int, int, int]]) -> int:
+        """Store many results in one round trip; returns how many were new."""
+        pipe = self.client.pipeline(transaction=True)
+        for x, y, result in rows:
+            name = _field(x, y)
+            pipe.hsetnx(self.results_key, name, result)
+            pipe.hincrby(self.deliveries_key, name, 1)
+        return sum(pipe.execute()[::2])
+
+    def get(self, x: int, y: int) -> int | None:
+        value = self.client.hget(self.results_key, _field(x, y))
+        return None if value is None else int(value)
+
+    def count(self) -> int:
+        return int(self.client.hlen(self.results_key))
+
+    def deliveries(self) -> int:
+        """Total deliveries seen (count() of them were first deliveries)."""
+        return sum(int(v) for v in self.client.hvals(self.deliveries_key))
+
+    def clear(self) -> None:
+        self.client.delete(self.results_key, self.deliveries_key)
+
+    def verify(self, grid: Grid) -> Verification:
+        """Check every point of ``grid``: stored once, equal to ``compute(x, y)``, nothing else stored."""
+        results = {_point(k): int(v) for k, v in self.client.hgetall(self.results_key).items()}
+        deliveries = {_point(k): int(v) for k, v in self.client.hgetall(self.deliveries_key).items()}
+        report = Verification(expected=grid.size, stored=len(results))
+        for x, y in grid.points():
+            value = results.get((x, y))
+            if value is None:
+                report.missing.append((x, y))
+            elif value != compute(x, y):
+                report.wrong.append(((x, y), value))
+        report.unexpected = sorted(p for p in results if p not in grid)
+        report.redelivered = {p: n for p, n in deliveries.items() if n > 1}
+        return report

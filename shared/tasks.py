@@ -1,0 +1,84 @@
+"""The task logic of the seed, written once: what ``compute`` and ``handle_result`` do.
+
+Both backends call these functions; they only decide how the arguments travel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+#: Arguments are integers in this closed range. Products then stay below 2**53, so every
+#: JSON reader (not only Python's) holds them exactly.
+ARG_MIN = -1_000_000
+ARG_MAX = 1_000_000
+
+Point = tuple[int, int]
+
+
+class InvalidArguments(ValueError):
+    """A task was called with arguments it must never be enqueued with."""
+
+
+def validate_arg(name: str, value: object) -> int:
+    """Return ``value`` if it is an int in [ARG_MIN, ARG_MAX], else raise naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArguments(f"{name} must be an int, got {type(value).__name__} {value!r:.40}")
+    if not ARG_MIN <= value <= ARG_MAX:
+        raise InvalidArguments(f"{name}={value} is outside [{ARG_MIN}, {ARG_MAX}]")
+    return value
+
+
+def validate_point(x: object, y: object) -> Point:
+    return validate_arg("x", x), validate_arg("y", y)
+
+
+def compute(x: int, y: int) -> int:
+    """The expensive computation of the seed (here: the product)."""
+    return x * y
+
+
+def validate_result(x: object, y: object, result: object) -> tuple[int, int, int]:
+    """Check what ``handle_result`` receives; a wrong product is stored (and reported by verify)."""
+    px, py = validate_point(x, y)
+    if isinstance(result, bool) or not isinstance(result, int):
+        raise InvalidArguments(f"result must be an int, got {type(result).__name__} {result!r:.40}")
+    return px, py, result
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The ``width`` x ``height`` block of points the seed fires at the workers (50x50 = 2,500)."""
+
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> Grid:
+        """Parse ``"50x50"``; raise ValueError with the accepted form otherwise."""
+        try:
+            w, h = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"grid must look like 50x50, got {text!r}") from None
+        if w < 1 or h < 1:
+            raise ValueError(f"grid sides must be positive, got {text!r}")
+        validate_point(w - 1, h - 1)
+        return cls(w, h)
+
+    @property
+    def size(self) -> int:
+        return self.width * self.height
+
+    def points(self) -> Iterator[Point]:
+        for x in range(self.width):
+            for y in range(self.height):
+                yield x, y
+
+    def __contains__(self, point: object) -> bool:
+        if not isinstance(point, tuple) or len(point) != 2:
+            return False
+        x, y = point
+        return isinstance(x, int) and isinstance(y, int) and 0 <= x < self.width and 0 <= y < self.height
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
