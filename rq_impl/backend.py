@@ -19,6 +19,12 @@ from shared.tasks import Point, validate_point
 #: Jobs per pipelined round trip in ``submit_many``.
 BATCH = 1000
 
+#: Run jobs in the worker process instead of forking a work horse per job (the stock default):
+#: 14 -> ~110 tasks/s on the 50x50 grid here. Our jobs are pure functions, so the fork's
+#: isolation buys nothing; job timeouts are still enforced. ``--quiet`` drops three INFO lines
+#: per job (warnings and failures are still logged).
+WORKER_OPTIONS = ("--worker-class", "rq.worker.SimpleWorker", "--quiet")
+
 
 class RQBackend:
     name = tasks.BACKEND_NAME
@@ -54,7 +60,7 @@ class RQBackend:
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
         # REDIS_URL reaches the worker through its environment, never its command line (ps shows that).
-        return [stock_cli("rq"), "worker", "--serializer", "json", *queues]
+        return [stock_cli("rq"), "worker", "--serializer", "json", *WORKER_OPTIONS, *queues]
 
     def live_workers(self, since: float) -> int:
         start = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
