@@ -67,6 +67,7 @@ def wait_for_results(
     group: WorkerGroup,
     stall_timeout: float,
     progress: ProgressCallback | None = None,
+    interval: float = 0.02,
 ) -> None:
     """Return when ``expected`` results are stored, or when none arrived for ``stall_timeout`` s."""
     last, last_change = -1, time.monotonic()
@@ -83,7 +84,7 @@ def wait_for_results(
             return
         if len(group.dead()) == len(group.workers):
             return
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def run_grid(
@@ -97,9 +98,8 @@ def run_grid(
     """Run the whole scenario on ``backend``; queues and results of that backend are reset first."""
     backend.purge()
     backend.store.clear()
-    logs = log_dir or Path.cwd()
-    logs.mkdir(parents=True, exist_ok=True)
-    with WorkerGroup({**os.environ, "REDIS_URL": backend.settings.redis_url}, logs) as group:
+    env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
+    with WorkerGroup(env, log_dir or Path.cwd()) as group:
         start_workers(backend, group, compute_workers)
         started = time.perf_counter()
         backend.submit_many(grid.points())

@@ -5,6 +5,8 @@ Both backends call these functions; they only decide how the arguments travel.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +16,10 @@ ARG_MIN = -1_000_000
 ARG_MAX = 1_000_000
 
 Point = tuple[int, int]
+
+#: Milliseconds of CPU each compute burns first (the benchmark's ``cpu`` workload); unset normally.
+CPU_COST_ENV = "PIPELINE_CPU_COST_MS"
+_CPU_COST_S = float(os.environ.get(CPU_COST_ENV) or 0) / 1000
 
 
 class InvalidArguments(ValueError):
@@ -35,7 +41,16 @@ def validate_point(x: object, y: object) -> Point:
 
 def compute(x: int, y: int) -> int:
     """The expensive computation of the seed (here: the product)."""
+    if _CPU_COST_S:
+        burn_cpu(_CPU_COST_S)
     return x * y
+
+
+def burn_cpu(seconds: float) -> None:
+    """Spin until this thread used ``seconds`` of CPU: a fixed cost, whatever the GIL contention."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
 
 
 def validate_result(x: object, y: object, result: object) -> tuple[int, int, int]:

@@ -35,18 +35,20 @@ class WorkerGroup:
     def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
         self.env = dict(env)
         self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.workers: list[WorkerProcess] = []
 
     def start(self, role: str, command: Sequence[str]) -> WorkerProcess:
         log = self.log_dir / f"{role}-{len(self.workers)}.log"
-        process = subprocess.Popen(
-            list(command),
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                list(command),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         worker = WorkerProcess(role, list(command), process, log)
         self.workers.append(worker)
         return worker

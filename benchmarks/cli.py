@@ -1,0 +1,179 @@
+"""``python -m benchmarks run --profile quick|full`` and ``python -m benchmarks readme-table``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from benchmarks import machine, output, report, schema
+from benchmarks.harness import Harness
+from benchmarks.stacks import STACKS, select
+from benchmarks.workloads import PROFILES
+from shared.connection import ping
+from shared.embedded import private_redis
+from shared.settings import Settings
+from shared.tasks import Grid
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def bench_redis() -> Iterator[Settings]:
+    """``REDIS_URL`` if set, else a private redis-server for the run.
+
+    A benchmark purges the pipeline's queues and loads the server: never do that to a Redis the user
+    did not name. The URL also goes into the environment, which task modules read when imported.
+    """
+    if os.environ.get("REDIS_URL"):
+        settings = Settings.from_env()
+        ping(settings)
+        yield settings
+        return
+    with private_redis() as server:
+        os.environ["REDIS_URL"] = server.url
+        try:
+            yield Settings(server.url)
+        finally:
+            del os.environ["REDIS_URL"]
+
+
+@click.group()
+def main() -> None:
+    """Benchmarks: Dramatiq and RQ against the seed's Celery/RabbitMQ, with a Redis limit probe."""
+
+
+@main.command()
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="quick", show_default=True)
+@click.option(
+    "--stack",
+    "stack_names",
+    multiple=True,
+    help=f"Only these stacks (repeatable): {', '.join(sorted({s.stack for s in STACKS}))} or 'rq stock'.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results root (default benchmarks/results).",
+)
+def run(profile: str, stack_names: tuple[str, ...], out: Path | None) -> None:
+    """Run every stack on the profile's workloads; write results.json, report.md and charts."""
+    try:
+        stacks = select(stack_names or None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stack") from None
+    root = out or output.RESULTS
+    directory = output.run_dir(root)
+    with bench_redis() as settings:
+        doc = Harness(PROFILES[profile], stacks, settings, directory, console).run()
+    results = output.write(doc, directory, root)
+    console.print(f"\n{(directory / 'report.md').read_text()}", markup=False, highlight=False)
+    console.print(f"[bold]wrote[/] {results.parent} ({doc['wall_seconds']:.0f} s)")
+    if any(r["status"].startswith("FAILED") for r in doc["summary"]):
+        sys.exit(1)
+
+
+@main.command("readme-table")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=output.RESULTS / "latest.json",
+    show_default=True,
+)
+def readme_table(results: Path) -> None:
+    """Print the README's benchmark table, rendered from a results file."""
+    doc = output.load(results)
+    if errors := schema.problems(doc):
+        raise click.ClickException(f"{results} is not a results file: {'; '.join(errors[:3])}")
+    click.echo(report.readme_table(doc), nl=False)
+
+
+@main.command("render")
+@click.argument("results", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def render(results: Path) -> None:
+    """Redraw report.md and the charts beside an existing results.json."""
+    output.write(output.load(results), results.parent, root=None)
+    click.echo(results.parent / "report.md")
+
+
+CHAOS_STACKS = ("dramatiq ours", "rq ours", "celery-rabbitmq seed-defaults", "celery-rabbitmq tuned")
+
+
+@main.command()
+@click.option(
+    "--stack", "stack_names", multiple=True, help=f"Only these (repeatable); default: {CHAOS_STACKS}."
+)
+@click.option("--scenario", "scenario_names", multiple=True, help="Only these scenarios (repeatable).")
+@click.option("--grid", "grid_text", default="50x50", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Results root.")
+def chaos(
+    stack_names: tuple[str, ...], scenario_names: tuple[str, ...], grid_text: str, out: Path | None
+) -> None:
+    """Kill workers, restart Redis, poison the queues: count what is lost, wrong or doubled."""
+    from benchmarks import chaos_report, faults
+    from benchmarks.chaos import run_scenario
+
+    try:
+        stacks = select(stack_names or CHAOS_STACKS)
+        scenarios = faults.by_name(scenario_names)
+        grid = Grid.parse(grid_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    root = out or output.RESULTS
+    directory = output.run_dir(root, suffix="-chaos")
+    rows: list[dict[str, object]] = []
+    with private_redis() as server:  # only for the machine description and stack checks
+        settings = Settings(server.url)
+        machine_doc = machine.describe(settings)
+        runnable = [(s, s.problem(settings)) for s in stacks]
+    for scenario in scenarios:
+        for stack, problem in runnable:
+            if problem:
+                console.print(f"[yellow]skipped[/] {stack.label}: {problem}")
+                continue
+            console.print(f"[bold]{scenario.name}[/] on {stack.label} …")
+            result = run_scenario(
+                scenario, stack, grid, directory / "logs" / f"{scenario.name}-{stack.stack}-{stack.profile}"
+            )
+            rows.append(result.as_json())
+            verdict = "pass" if result.passed else "FAIL"
+            console.print(
+                f"  {verdict}: lost {result.lost}, wrong {result.wrong}, redeliveries {result.redeliveries}, "
+                f"recovery {result.recovery_s} s"
+            )
+    doc = {
+        "schema": 1,
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "grid": str(grid),
+        "tasks": grid.size,
+        "machine": machine_doc,
+        "chaos": rows,
+    }
+    (directory / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    descriptions = {s.name: s.description for s in scenarios}
+    (directory / "report.md").write_text(chaos_report.markdown(doc, descriptions))
+    (root / "latest-chaos.json").write_text(json.dumps(doc, indent=1) + "\n")
+    click.echo(chaos_report.markdown(doc, descriptions))
+    if any(r["required"] and not r["passed"] for r in rows):
+        sys.exit(1)
+
+
+@main.command("chaos-table")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=output.RESULTS / "latest-chaos.json",
+    show_default=True,
+)
+def chaos_table(results: Path) -> None:
+    """Print the README's reliability table from a chaos results file."""
+    from benchmarks import chaos_report
+
+    click.echo(chaos_report.readme_table(json.loads(results.read_text())), nl=False)

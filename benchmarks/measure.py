@@ -1,0 +1,248 @@
+"""One measured run: idle workers, then the clock, submit, wait, verify; plus what the workers cost.
+
+Workers are started and live before the clock starts (``shared.runner.start_workers``); the clock
+stops when the last result is stored (``shared.runner.wait_for_results``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import redis
+
+from benchmarks import stats
+from benchmarks.workloads import Case
+from shared.backend import Backend
+from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
+from shared.store import ResultStore, Verification
+from shared.tasks import CPU_COST_ENV
+from shared.workers import WorkerGroup
+
+#: Hook between the last result and verification (the tests use it to lose a result on purpose).
+BeforeVerify = Callable[[Backend], None]
+MB = 1024 * 1024
+#: Seconds idle workers get for a warm shutdown after the clock stopped (Celery's solo pool and
+#: Dramatiq take several: not what is measured, so the rest are killed to keep the run short).
+STOP_GRACE = 3.0
+
+
+@dataclass
+class RunRecord:
+    """One row of ``results.json`` ``runs``."""
+
+    stack: str
+    profile: str
+    workload: str
+    tasks: int
+    compute_workers: int
+    repeat: int
+    grid: str
+    cpu_cost_ms: float
+    rate_per_s: float | None
+    status: str = "ok"
+    verified: bool = False
+    problems: str = ""
+    seconds: float = 0.0
+    throughput: float = 0.0
+    submit_rate: float | None = None
+    latency_ms: dict[str, float] | None = None
+    cpu_s_per_1k: float | None = None
+    peak_rss_mb: float | None = None
+    redis_mem_delta_mb: float | None = None
+    redelivered: int = 0
+    latency_samples_ms: list[float] | None = field(default=None, repr=False)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cpu_snapshot(pids: list[int]) -> dict[tuple[int, float], float]:
+    """CPU seconds per live process of the trees, including children it has already reaped."""
+    seen: dict[tuple[int, float], float] = {}
+    for pid in pids:
+        for proc in _tree(pid):
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    seen[(proc.pid, proc.create_time())] = (
+                        t.user + t.system + t.children_user + t.children_system
+                    )
+            except psutil.NoSuchProcess:
+                continue
+    return seen
+
+
+def _tree_rss(pid: int) -> int:
+    total = 0
+    for proc in _tree(pid):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+class Sampler:
+    """Worker CPU between enter and exit; peak RSS per worker tree and Redis memory, sampled."""
+
+    def __init__(self, pids: list[int], client: redis.Redis, interval: float = 0.2) -> None:
+        self.pids = pids
+        self.client = client
+        self.interval = interval
+        self.peak_rss = dict.fromkeys(pids, 0)
+        self.redis_base = self.redis_peak = 0
+        self.cpu_seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def _sample(self) -> None:
+        for pid in self.pids:
+            self.peak_rss[pid] = max(self.peak_rss[pid], _tree_rss(pid))
+        self.redis_peak = max(self.redis_peak, _used_memory(self.client))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Sampler:
+        self._cpu_start = _cpu_snapshot(self.pids)
+        self.redis_base = self.redis_peak = _used_memory(self.client)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        end = _cpu_snapshot(self.pids)
+        self.cpu_seconds = sum(v - self._cpu_start.get(k, 0.0) for k, v in end.items())
+
+
+class StoredAt(threading.Thread):
+    """Notes when each result first appears in the store, polling every millisecond.
+
+    Resolution is the poll interval plus one round trip (~1-2 ms on loopback).
+    """
+
+    def __init__(self, store: ResultStore, interval: float = 0.001) -> None:
+        super().__init__(name="stored-at", daemon=True)
+        self.client = store.client
+        self.key = store.results_key
+        self.interval = interval
+        self.first_seen: dict[bytes, float] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        last = 0
+        while not self._done.is_set():
+            count = int(self.client.hlen(self.key))
+            if count != last:
+                now = time.perf_counter()
+                names: list[bytes] = self.client.hkeys(self.key)  # type: ignore[assignment]
+                for name in names:
+                    self.first_seen.setdefault(name, now)
+                last = count
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _open_loop(backend: Backend, case: Case) -> dict[bytes, float]:
+    """Submit one task every 1/rate s; latency is stored-at minus the *scheduled* submit time,
+    so a slow submit counts against the stack (no coordinated omission)."""
+    assert case.rate is not None
+    due: dict[bytes, float] = {}
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(case.grid.points()):
+        when = start + i / case.rate
+        if (delay := when - time.perf_counter()) > 0:
+            time.sleep(delay)
+        due[f"{x},{y}".encode()] = when
+        backend.submit(x, y)
+    return due
+
+
+def run_case(
+    backend: Backend,
+    record: RunRecord,
+    case: Case,
+    log_dir: Path,
+    stall_timeout: float = 20.0,
+    progress: ProgressCallback | None = None,
+    before_verify: BeforeVerify | None = None,
+) -> RunRecord:
+    """Measure ``case`` on ``backend`` once and fill ``record``; never raises for a failed run."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    backend.purge()
+    backend.store.clear()
+    env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
+    if case.cpu_cost_ms:
+        env[CPU_COST_ENV] = str(case.cpu_cost_ms)
+    try:
+        with WorkerGroup(env, log_dir) as group:
+            start_workers(backend, group, case.compute_workers)
+            _measure(backend, record, case, group, stall_timeout, progress)
+            group.stop(timeout=STOP_GRACE)
+    except WorkersFailed as exc:
+        record.status, record.problems = "FAILED", str(exc).splitlines()[0]
+        return record
+    if before_verify:
+        before_verify(backend)
+    _judge(record, backend.store.verify(case.grid))
+    return record
+
+
+def _measure(
+    backend: Backend,
+    record: RunRecord,
+    case: Case,
+    group: WorkerGroup,
+    stall_timeout: float,
+    progress: ProgressCallback | None,
+) -> None:
+    stored = StoredAt(backend.store) if not case.closed else None
+    due: dict[bytes, float] = {}
+    with Sampler([w.process.pid for w in group.workers], backend.store.client) as sampler:
+        if stored:
+            stored.start()
+        started = time.perf_counter()
+        if stored:
+            due = _open_loop(backend, case)
+        else:
+            backend.submit_many(case.grid.points())
+            record.submit_rate = case.grid.size / max(time.perf_counter() - started, 1e-9)
+        wait_for_results(backend, case.grid.size, group, stall_timeout, progress, interval=0.002)
+        record.seconds = time.perf_counter() - started
+    if stored:
+        stored.stop()
+        samples = [(stored.first_seen[k] - t) * 1000 for k, t in due.items() if k in stored.first_seen]
+        record.latency_samples_ms = [round(s, 3) for s in samples]
+        record.latency_ms = stats.latency_summary(samples)
+    record.throughput = case.grid.size / record.seconds if record.seconds > 0 else 0.0
+    record.cpu_s_per_1k = sampler.cpu_seconds / case.grid.size * 1000
+    record.peak_rss_mb = max(sampler.peak_rss.values(), default=0) / MB
+    record.redis_mem_delta_mb = (sampler.redis_peak - sampler.redis_base) / MB
+
+
+def _judge(record: RunRecord, verification: Verification) -> None:
+    record.verified = verification.ok
+    record.redelivered = len(verification.redelivered)
+    if not verification.ok:
+        record.status, record.problems = "FAILED", verification.problems()

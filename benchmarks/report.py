@@ -1,0 +1,217 @@
+"""``report.md`` and the README table, both rendered from a results document (never by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
+
+
+def _throughput(row: Row) -> str:
+    if row["throughput_median"] is None:
+        return "-"
+    return f"{row['throughput_median']:,.0f} [{row['throughput_min']:,.0f}-{row['throughput_max']:,.0f}]"
+
+
+def _status(row: Row) -> str:
+    status = str(row["status"])
+    if row.get("sliced"):
+        status += f" (slice: {row['tasks']} tasks)"
+    return status
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _closed(doc: dict[str, Any]) -> list[Row]:
+    return [r for r in doc["summary"] if r["workload"] != "latency"]
+
+
+def _latency_rows(doc: dict[str, Any]) -> list[Row]:
+    return [r for r in doc["summary"] if r["workload"] == "latency"]
+
+
+def _lat(row: Row, name: str) -> str:
+    return _num(row["latency_ms"][name], ",.1f") if row["latency_ms"] else "-"
+
+
+def machine_line(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items() if v)
+    load = f", load average {m['load_average']} at the end" if m.get("load_average") else ""
+    return (
+        f"{m['cores']} cores ({m['cpu_model']}), {m['memory_gb']} GB, {m['platform']}, "
+        f"Python {m['python']}, Redis {m['redis_server'] or '?'}, RabbitMQ {m['rabbitmq'] or '-'}; "
+        f"{libs}{load}"
+    )
+
+
+def throughput_table(doc: dict[str, Any]) -> list[str]:
+    header = [
+        "stack",
+        "profile",
+        "workload",
+        "workers",
+        "tasks/s median [min-max]",
+        "vs celery seed",
+        "of redis-limit",
+        "of ideal",
+        "submit/s",
+        "worker CPU s/1k",
+        "peak RSS MB/worker",
+        "Redis Δ MB",
+        "status",
+    ]
+    rows = [
+        [
+            r["stack"],
+            r["profile"],
+            r["workload"],
+            str(r["compute_workers"]),
+            _throughput(r),
+            _times(r["ratio_vs_celery_median"]),
+            _pct(r["fraction_of_limit"]),
+            _pct(r.get("fraction_of_ideal")),
+            _num(r.get("submit_rate_median")),
+            _num(r.get("cpu_s_per_1k_median"), ".2f"),
+            _num(r.get("peak_rss_mb_max"), ".0f"),
+            _num(r.get("redis_mem_delta_mb_median"), ".1f"),
+            _status(r),
+        ]
+        for r in _closed(doc)
+    ]
+    return _table(header, rows)
+
+
+def latency_table(doc: dict[str, Any]) -> list[str]:
+    header = ["stack", "profile", "p50 ms", "p90 ms", "p99 ms", "max ms", "worker CPU s/1k", "status"]
+    rows = [
+        [
+            r["stack"],
+            r["profile"],
+            *(_lat(r, k) for k in ("p50", "p90", "p99", "max")),
+            _num(r.get("cpu_s_per_1k_median"), ".2f"),
+            _status(r),
+        ]
+        for r in _latency_rows(doc)
+    ]
+    return _table(header, rows)
+
+
+def _latency_case(doc: dict[str, Any]) -> str:
+    for case in doc["method"]["cases"]:
+        if case["rate_per_s"]:
+            seconds = case["tasks"] / case["rate_per_s"]
+            runs = case.get("repeats", doc["method"]["repeats"])
+            return f"open loop, {case['rate_per_s']:g} tasks/s for {seconds:g} s, {runs} run(s) per stack"
+    return "open loop"
+
+
+def _method(doc: dict[str, Any]) -> list[str]:
+    m = doc["method"]
+    lines = [
+        f"Workers are started and idle before the clock starts; stacks run interleaved, "
+        f"{m['repeats']} repetition(s) of each grid. Cells show the median with [min-max]. "
+        f"Ratios vs `{m['baseline']}` and fractions of `{m['limit']}` are computed per repetition, "
+        "then the median is taken. Every run is verified through `ResultStore.verify`; "
+        "a FAILED run is excluded from the figures.",
+        f"A stack slower than {m['slow_rate']:g} tasks/s in its warm-up runs a {m['slice_grid']} slice "
+        "of each grid instead (marked `slice`). Latency is submit (scheduled time) → result stored, "
+        "seen by polling the store every 1 ms.",
+    ]
+    return lines
+
+
+def _problems(doc: dict[str, Any]) -> list[str]:
+    lines = []
+    for r in doc["summary"]:
+        for problem in r["problems"]:
+            lines.append(f"- {r['stack']} {r['profile']} {r['workload']}: {problem}")
+    return lines
+
+
+def markdown(doc: dict[str, Any], charts: list[str]) -> str:
+    lines = [
+        f"# Benchmark report: profile `{doc['profile']}`, {doc['created_utc']}",
+        "",
+        f"Machine: {machine_line(doc)}.",
+        "",
+        *_method(doc),
+        "",
+        "## Throughput (closed loop: whole grid submitted at once)",
+        "",
+        *throughput_table(doc),
+        "",
+        f"## Latency ({_latency_case(doc)})",
+        "",
+        *latency_table(doc),
+    ]
+    if problems := _problems(doc):
+        lines += ["", "## Problems", "", *problems]
+    if charts:
+        lines += ["", "## Charts", "", *(f"![{name}]({name})" for name in charts)]
+    return "\n".join(lines) + "\n"
+
+
+def _grid_row(doc: dict[str, Any], stack: str, profile: str) -> Row | None:
+    rows = [
+        r
+        for r in doc["summary"]
+        if (r["stack"], r["profile"], r["workload"]) == (stack, profile, "grid") and r["compute_workers"] == 2
+    ]
+    return rows[0] if rows else None
+
+
+def _pick(row: Row) -> tuple[str, str]:
+    return row["stack"], row["profile"]
+
+
+def readme_table(doc: dict[str, Any]) -> str:
+    """The README's table: the seed's grid and latency per stack, with where and when it was measured."""
+    latency = {_pick(r): r for r in _latency_rows(doc)}
+    header = [
+        "stack",
+        "profile",
+        "grid tasks/s median [min-max]",
+        "vs celery seed",
+        "of redis-limit",
+        "latency p50 / p99 ms",
+        "status",
+    ]
+    rows = []
+    for key in dict.fromkeys(_pick(r) for r in doc["summary"]):
+        grid, lat = _grid_row(doc, *key), latency.get(key)
+        if grid is None:
+            continue
+        rows.append(
+            [
+                *key,
+                _throughput(grid),
+                _times(grid["ratio_vs_celery_median"]),
+                _pct(grid["fraction_of_limit"]),
+                f"{_lat(lat, 'p50')} / {_lat(lat, 'p99')}" if lat else "-",
+                _status(grid),
+            ]
+        )
+    command = f"python -m benchmarks run --profile {doc['profile']}"
+    note = (
+        f"Measured {doc['created_utc'][:10]} with `{command}` ({doc['method']['repeats']} repetitions, "
+        f"every run verified; latency: {_latency_case(doc)}) on {machine_line(doc)}."
+    )
+    return "\n".join([*_table(header, rows), "", note]) + "\n"

@@ -1,0 +1,138 @@
+"""The table of stacks one run compares. The harness reads only this table, never a stack's name.
+
+"Stock" profiles run the same tasks with the worker command a user first tries: Dramatiq's defaults
+(one process per core, 8 threads each) and RQ's default forking ``rq worker`` (``--serializer json``
+is the one flag added: the pipeline's jobs are JSON, and RQ's default serializer is pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from shared.backend import Backend, load_backend
+from shared.commands import stock_cli
+from shared.connection import RedisUnavailable, ping
+from shared.settings import Settings
+from shared.store import ResultStore
+from shared.tasks import Point
+
+#: The row every ratio is computed against, and the row every fraction-of-limit is computed against.
+BASELINE = ("celery-rabbitmq", "seed-defaults")
+LIMIT = ("redis-limit", "probe")
+
+
+class WithCommand:
+    """A backend whose workers start with another command line (a stock profile of the same tasks)."""
+
+    def __init__(self, inner: Backend, command: Callable[[Sequence[str]], list[str]]) -> None:
+        self.inner = inner
+        self.command = command
+        self.name = inner.name
+        self.settings = inner.settings
+        self.store: ResultStore = inner.store
+
+    def submit(self, x: int, y: int) -> None:
+        self.inner.submit(x, y)
+
+    def submit_many(self, points: Iterable[Point]) -> int:
+        return self.inner.submit_many(points)
+
+    def queue_depths(self) -> dict[str, int]:
+        return self.inner.queue_depths()
+
+    def purge(self) -> None:
+        self.inner.purge()
+
+    def worker_command(self, queues: Sequence[str]) -> list[str]:
+        return self.command(queues)
+
+    def live_workers(self, since: float) -> int:
+        return self.inner.live_workers(since)
+
+
+def _dramatiq_stock(settings: Settings) -> Backend:
+    return WithCommand(
+        load_backend("dramatiq", settings),
+        lambda queues: [stock_cli("dramatiq"), "dramatiq_impl.tasks", "--queues", *queues],
+    )
+
+
+def _rq_stock(settings: Settings) -> Backend:
+    return WithCommand(
+        load_backend("rq", settings),
+        lambda queues: [stock_cli("rq"), "worker", "--serializer", "json", *queues],
+    )
+
+
+def _celery(profile: str) -> Callable[[Settings], Backend]:
+    def make(settings: Settings) -> Backend:
+        from benchmarks.celery_backend import create  # celery is imported only if the stack runs
+
+        return create(settings, profile)
+
+    return make
+
+
+def _redis_limit(settings: Settings) -> Backend:
+    from benchmarks.redis_limit import create
+
+    return create(settings)
+
+
+def redis_problem(settings: Settings) -> str | None:
+    try:
+        ping(settings)
+    except RedisUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def rabbitmq_problem(settings: Settings) -> str | None:
+    if problem := redis_problem(settings):  # the baseline stores its results in Redis too
+        return problem
+    try:
+        from benchmarks.celery_backend import broker_problem
+    except ImportError as exc:
+        return f"celery is not installed (pip install '.[bench]'): {exc}"
+    return broker_problem()
+
+
+@dataclass(frozen=True)
+class Stack:
+    stack: str
+    profile: str
+    make: Callable[[Settings], Backend]
+    #: Returns why the stack cannot run here (its broker is unreachable), or None.
+    problem: Callable[[Settings], str | None] = redis_problem
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.stack, self.profile
+
+    @property
+    def label(self) -> str:
+        return f"{self.stack} {self.profile}"
+
+
+STACKS: tuple[Stack, ...] = (
+    Stack("celery-rabbitmq", "seed-defaults", _celery("seed-defaults"), rabbitmq_problem),
+    Stack("celery-rabbitmq", "tuned", _celery("tuned"), rabbitmq_problem),
+    Stack("dramatiq", "ours", lambda s: load_backend("dramatiq", s)),
+    Stack("dramatiq", "stock", _dramatiq_stock),
+    Stack("rq", "ours", lambda s: load_backend("rq", s)),
+    Stack("rq", "stock", _rq_stock),
+    Stack("redis-limit", "probe", _redis_limit),
+)
+
+
+def select(labels: Iterable[str] | None) -> list[Stack]:
+    """Stacks by label (``"rq stock"``) or by stack name (``"rq"``: all its profiles); None: all."""
+    if labels is None:
+        return list(STACKS)
+    wanted = list(labels)
+    chosen = [s for s in STACKS if s.label in wanted or s.stack in wanted]
+    unknown = [w for w in wanted if not any(w in (s.label, s.stack) for s in STACKS)]
+    if unknown:
+        raise ValueError(f"unknown stack(s) {unknown}; choose from {[s.label for s in STACKS]}")
+    return chosen
