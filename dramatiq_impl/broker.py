@@ -1,70 +1,115 @@
-"""The Redis broker for the pipeline: Dramatiq's own, plus a dead-letter path for undecodable bytes."""
+"""The Redis broker for the pipeline: Dramatiq's own, tuned to recover fast and to dead-letter any bytes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
+from uuid import uuid4
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.errors import DecodeError
+from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
 from dramatiq.middleware import default_middleware
 
-from dramatiq_impl.middleware import DeadLetterReasons, ValidateArguments, record_dead_letter_reason
+from dramatiq_impl.consumer import PipelineConsumer
+from dramatiq_impl.middleware import (
+    DeadLetterReasons,
+    Heartbeat,
+    RequeueOnShutdown,
+    ValidateArguments,
+)
+from dramatiq_impl.presence import WorkerPresence
+from shared.connection import connect
 from shared.settings import Settings
 from shared.tasks import validate_point, validate_result
 
+#: A worker silent this long is dead and its unacked messages go back to their queue.
+HEARTBEAT_TIMEOUT_MS = 10_000
+#: Wake-up tokens kept per queue: enough for every idle consumer, bounded when all are busy.
+WAKE_TOKENS = 16
 
-class _DeadLetteringConsumer(_RedisConsumer):
-    """Stock consumer, made safe against messages written straight into Redis by someone else:
-    bytes that are not Dramatiq JSON go to the dead-letter queue with their reason (instead of
-    escaping the consumer and coming back forever), and a message without the broker's
-    ``redis_message_id`` gets it back, so it can be acked or dead-lettered like any other."""
-
-    def __next__(self) -> Any:
-        while True:
-            try:
-                message = super().__next__()
-            except DecodeError as exc:
-                self._dead_letter_undecodable(exc)
-                continue
-            if message is not None and "redis_message_id" not in message.options:
-                marker = message.message_id.encode()
-                found = [redis_id for redis_id, data in self._unacked() if marker in data]
-                message.options["redis_message_id"] = found[0] if found else None
-            return message
-
-    def _dead_letter_undecodable(self, exc: DecodeError) -> None:
-        for redis_id, data in self._unacked():
-            if data == exc.data:
-                self.logger.error("Dead-lettering undecodable message %s on %r.", redis_id, self.queue_name)
-                self.broker.do_nack(self.queue_name, redis_id)
-                reason = f"DecodeError: {exc.error!r:.200}"
-                record_dead_letter_reason(self.broker, self.queue_name, redis_id, reason)
-                return
-
-    def _unacked(self) -> list[tuple[str, bytes]]:
-        """(redis id, data) of the messages this consumer fetched and has not acked yet."""
-        broker = self.broker
-        ids = list(
-            broker.client.smembers(f"{broker.namespace}:__acks__.{broker.broker_id}.{self.queue_name}")
-        )
-        datas = broker.client.hmget(f"{broker.namespace}:{self.queue_name}.msgs", ids) if ids else []
-        return [(i.decode(), d) for i, d in zip(ids, datas, strict=True) if d is not None]
+#: KEYS: queue, queue.msgs, queue.wake; ARGV: redis id, message data, last wake index to keep.
+ENQUEUE_AND_WAKE = """
+redis.call("hset", KEYS[2], ARGV[1], ARGV[2])
+redis.call("rpush", KEYS[1], ARGV[1])
+redis.call("lpush", KEYS[3], "1")
+redis.call("ltrim", KEYS[3], 0, tonumber(ARGV[3]))
+"""
 
 
 class PipelineBroker(RedisBroker):
+    """Dramatiq's RedisBroker, tuned so a dead worker's messages come back in seconds.
+
+    Stock Dramatiq declares a worker dead after 60 s without a heartbeat and reclaims its
+    messages only in "maintenance", run on 0.1 % of broker calls (so minutes apart when idle).
+    Here a worker is dead after ``HEARTBEAT_TIMEOUT_MS``, and each consumer asks for maintenance
+    of its own queue every ``consumer.MAINTENANCE_SECONDS`` (``request_maintenance``): its next broker
+    call on that thread runs it, so every consumed queue is swept, idle or busy. The ``Heartbeat``
+    middleware keeps a live worker's heartbeat fresh even while all its threads are busy, so the
+    short timeout never reclaims messages from a worker that is merely slow.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: queue -> redis ids this process has handed to its workers and not yet acked.
+        self.held_ids: dict[str, set[str]] = {}
+        self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
+        self._maintenance = threading.local()
+
+    def request_maintenance(self) -> None:
+        """Run Dramatiq's maintenance (reclaim dead workers' messages) on this thread's next call."""
+        self._maintenance.due = True
+
+    def wake_key(self, queue_name: str) -> str:
+        """A short list every enqueue pushes to; idle consumers of the queue block on it."""
+        return f"{self.namespace}:{queue_name}.wake"
+
+    def do_enqueue(self, queue_name: str, redis_message_id: str, data: bytes, client: Any = None) -> None:
+        """Dramatiq's enqueue (message into ``<queue>.msgs``, id onto the queue) plus a wake-up,
+        in one round trip."""
+        queue = f"{self.namespace}:{queue_name}"
+        keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
+        self.enqueue_script(keys=keys, args=[redis_message_id, data, WAKE_TOKENS - 1], client=client)
+
+    def enqueue_many(self, messages: Iterable[dramatiq.Message], batch: int = 1000) -> None:
+        """Enqueue many (undelayed) messages, ``batch`` per pipelined round trip."""
+        it = iter(messages)
+        while chunk := list(islice(it, batch)):
+            pipe = self.client.pipeline(transaction=False)
+            for message in chunk:
+                self.emit_before("enqueue", message, None)
+                redis_id = str(uuid4())  # as RedisBroker.enqueue: the id travels in the message too
+                message = message.copy(options={"redis_message_id": redis_id})
+                self.do_enqueue(message.queue_name, redis_id, message.encode(), client=pipe)
+            pipe.execute()
+
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
-        return _DeadLetteringConsumer
+        return PipelineConsumer
+
+    def _should_do_maintenance(self, command: str) -> int:
+        if command in MAINTENANCE_COMMAND_BLACKLIST or not getattr(self._maintenance, "due", False):
+            return 0
+        self._maintenance.due = False
+        return 1
 
 
 def build_broker(settings: Settings) -> PipelineBroker:
-    """A broker on ``settings.redis_url`` with the stock middleware plus validation and DLQ reasons."""
+    """A broker on ``settings.redis_url`` with the stock middleware plus validation, DLQ reasons
+    and the heartbeat; its client retries through Redis restarts (shared.connection)."""
     validators: dict[str, Callable[..., Any]] = {"compute": validate_point, "handle_result": validate_result}
     middleware = [m() for m in default_middleware]
-    middleware += [ValidateArguments(validators), DeadLetterReasons()]
-    return PipelineBroker(url=settings.redis_url, middleware=middleware)
+    middleware += [
+        ValidateArguments(validators),
+        DeadLetterReasons(),
+        Heartbeat(HEARTBEAT_TIMEOUT_MS / 1000 / 4),
+        RequeueOnShutdown(),
+        WorkerPresence(),
+    ]
+    return PipelineBroker(
+        client=connect(settings), middleware=middleware, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS
+    )
 
 
 def set_default_broker(settings: Settings) -> PipelineBroker:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,3 +66,47 @@ def record_dead_letter_reason(
 ) -> None:
     key = dead_letter_reasons_key(broker.namespace, queue_name.removesuffix(".DQ"))
     broker.client.hset(key, redis_message_id, reason or "failed")
+
+
+class Heartbeat(Middleware):
+    """Refresh this process's heartbeat on a timer, not only when a consumer fetches.
+
+    Dramatiq's Redis broker writes a worker's heartbeat only inside its broker calls; a worker
+    whose threads are all busy makes none, and with a short heartbeat timeout its messages would
+    be handed to others while it still works on them.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        threading.Thread(target=self._beat, args=(broker,), name="heartbeat", daemon=True).start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self.stopped.set()
+
+    def _beat(self, broker: Any) -> None:
+        key = f"{broker.namespace}:__heartbeats__"
+        while not self.stopped.wait(self.interval):
+            try:
+                broker.client.zadd(key, {broker.broker_id: int(time.time() * 1000)})
+            except Exception:  # the consumers report connection trouble; keep beating
+                continue
+
+
+class RequeueOnShutdown(Middleware):
+    """After a warm shutdown, give back every message this process fetched but never finished.
+
+    Dramatiq requeues the messages in its work queue, but not those its consumers had prefetched
+    and not yet handed over; they would wait in this process's ack set until its heartbeat
+    expires. Once the worker has stopped, every message it processed is acked or dead-lettered,
+    so whatever is left in its ack sets was never run.
+    """
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        for queue_name in worker.consumers:
+            acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{queue_name}"
+            ids = [i.decode() for i in broker.client.smembers(acks)]
+            if ids:
+                broker.do_requeue(queue_name, *ids)

@@ -13,7 +13,7 @@ from functools import wraps
 from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.decorators import job
 from rq.serializers import JSONSerializer
 
@@ -24,6 +24,11 @@ from shared.settings import Settings
 from shared.store import ResultStore
 
 BACKEND_NAME = "rq"
+
+#: Every job: no stored return value (the seed's ignore_result), a timeout far above the task's
+#: cost (it also bounds how long a dead worker's job waits to be found), and retries for what a
+#: second try can fix (see rq_impl.worker).
+JOB_OPTIONS: dict[str, Any] = {"result_ttl": 0, "timeout": 10, "retry": Retry(max=3)}
 
 connection = connect(Settings.from_env())
 routing = active_table()
@@ -38,7 +43,7 @@ def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[.
     """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates before enqueueing."""
 
     def decorate(fn: Callable[..., None]) -> Any:
-        rq_job = job(queue(queue_name), connection=connection, result_ttl=0)(fn)
+        rq_job = job(queue(queue_name), connection=connection, **JOB_OPTIONS)(fn)
         enqueue = rq_job.delay
 
         @wraps(enqueue)
@@ -63,3 +68,7 @@ def compute(x: int, y: int) -> None:
     """Perform the computation and hand its result to ``handle_result``."""
     x, y = tasks.validate_point(x, y)
     handle_result.delay(x, y, tasks.compute(x, y))
+
+
+#: The only functions a worker of ours will run.
+ALLOWED_FUNCTIONS = frozenset(f"{__name__}.{fn.__name__}" for fn in (compute, handle_result))

@@ -67,11 +67,14 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
         "garbage": "DeserializationError",
         "arity": "TypeError",
         "types": "InvalidArguments: x must be an int",
-        "unknown": "Invalid attribute name: nope",
+        "unknown": "'rq_impl.tasks.nope' is not a pipeline task",
+        "shell": "'os.system' is not a pipeline task",
     }
     queue.enqueue_call("rq_impl.tasks.compute", args=(1,), job_id="arity")
     queue.enqueue_call("rq_impl.tasks.compute", args=("a", 2), job_id="types")
     queue.enqueue_call("rq_impl.tasks.nope", args=(1, 2), job_id="unknown")
+    marker = tmp_path / "must-not-exist"
+    queue.enqueue_call("os.system", args=(f"touch {marker}",), job_id="shell")
     backend = load_backend("rq", settings)
     registry = FailedJobRegistry("compute", connection=client, serializer=JSONSerializer)
     with workers(backend, tmp_path, ["compute", "result"]):
@@ -82,3 +85,4 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
         result = Job.fetch(job_id, connection=client, serializer=JSONSerializer).latest_result()
         assert result is not None and reason in (result.exc_string or "")
     assert backend.store.count() == 1
+    assert not marker.exists()

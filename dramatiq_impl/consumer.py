@@ -1,0 +1,131 @@
+"""The Redis consumer of our Dramatiq path: the stock one, made safe against two things it misses.
+
+1. Messages written straight into Redis by someone else: bytes that are not Dramatiq JSON go to
+   the dead-letter queue with their reason (the stock consumer lets the DecodeError escape and
+   the message comes back forever), and a message without the broker's ``redis_message_id`` gets
+   it back, so it can be acked or dead-lettered like any other.
+2. Idle polling: the stock consumer sleeps with a growing backoff (up to the worker timeout,
+   1 s) when its queue is empty, so a message sent to an idle worker waits up to a second, and
+   a busy consumer whose prefetch is full backs off the same way. This one blocks on the
+   queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, so it
+   starts within a round trip, and sends about one command per second while idle.
+3. Messages orphaned in this process's ack set: a fetch moves ids into the ack set in Redis; if
+   the reply is lost (Redis restarted, connection cut) or the consumer is replaced after a
+   connection error, nobody in this process will ever process or ack them, and the stock
+   broker gives them back only when this process dies. Every ``RECONCILE_SECONDS`` (and right
+   after a connection error) ids in the ack set that this process does not hold are requeued.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dramatiq import Message
+from dramatiq.brokers.redis import _RedisConsumer
+from dramatiq.errors import ConnectionClosed, DecodeError
+
+from dramatiq_impl.middleware import record_dead_letter_reason
+
+RECONCILE_SECONDS = 5.0
+#: Sweep this queue for dead workers' messages this often (Dramatiq's "maintenance").
+MAINTENANCE_SECONDS = 1.0
+
+
+class PipelineConsumer(_RedisConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Shared by every consumer of this queue in the process: a replacement consumer must not
+        # mistake the messages its predecessor handed out for orphans.
+        self.held: set[str] = self.broker.held_ids.setdefault(self.queue_name, set())
+        self.acks_key = f"{self.broker.namespace}:__acks__.{self.broker.broker_id}.{self.queue_name}"
+        self.next_reconcile = time.monotonic() + RECONCILE_SECONDS
+        self.next_maintenance = 0.0
+        self.wake_key = self.broker.wake_key(self.queue_name)
+        self.idle_seconds = self.timeout / 1000
+        self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
+
+    def __next__(self) -> Any:
+        while True:
+            now = time.monotonic()
+            if now >= self.next_maintenance:
+                self.broker.request_maintenance()
+                self.next_maintenance = now + MAINTENANCE_SECONDS
+            if now >= self.next_reconcile:
+                self.reconcile()
+            try:
+                message = super().__next__()
+            except DecodeError as exc:
+                self._dead_letter_undecodable(exc)
+                continue
+            except ConnectionClosed:
+                self.next_reconcile = 0.0
+                raise
+            if message is None:
+                self._idle()
+                return None
+            if "redis_message_id" not in message.options:
+                marker = message.message_id.encode()
+                found = [redis_id for redis_id, data in self._unacked() if marker in data]
+                message.options["redis_message_id"] = found[0] if found else None
+            if message.options["redis_message_id"]:
+                self.held.add(message.options["redis_message_id"])
+            return message
+
+    def _idle(self) -> None:
+        if self.outstanding_message_count >= self.prefetch:
+            time.sleep(0.001)  # prefetch full: return to the thread soon, it has acks to send
+            return
+        try:
+            self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
+        except Exception as exc:
+            raise ConnectionClosed(exc) from None
+
+    def ack(self, message: Any) -> None:
+        super().ack(message)
+        self.held.discard(message.options.get("redis_message_id"))
+
+    def nack(self, message: Any) -> None:
+        super().nack(message)
+        self.held.discard(message.options.get("redis_message_id"))
+
+    def requeue(self, messages: Any) -> None:
+        messages = list(messages)
+        super().requeue(messages)
+        for message in messages:
+            self.held.discard(message.options.get("redis_message_id"))
+
+    def reconcile(self) -> None:
+        """Requeue ids in this process's ack set that it neither holds nor has in its cache."""
+        self.next_reconcile = time.monotonic() + RECONCILE_SECONDS
+        try:
+            in_redis = {i.decode() for i in self.broker.client.smembers(self.acks_key)}
+        except Exception:  # Redis away: the next call retries
+            return
+        cached = set()
+        for data in self.message_cache:
+            try:
+                cached.add(Message.decode(data).options.get("redis_message_id"))
+            except Exception:
+                continue
+        orphans = in_redis - self.held - cached
+        if orphans:
+            self.logger.warning("Requeueing %d orphaned message(s) on %r.", len(orphans), self.queue_name)
+            self.broker.do_requeue(self.queue_name, *orphans)
+
+    def _dead_letter_undecodable(self, exc: DecodeError) -> None:
+        for redis_id, data in self._unacked():
+            if data == exc.data:
+                self.logger.error("Dead-lettering undecodable message %s on %r.", redis_id, self.queue_name)
+                self.broker.do_nack(self.queue_name, redis_id)
+                reason = f"DecodeError: {exc.error!r:.200}"
+                record_dead_letter_reason(self.broker, self.queue_name, redis_id, reason)
+                return
+
+    def _unacked(self) -> list[tuple[str, bytes]]:
+        """(redis id, data) of the messages this process fetched and has not acked yet."""
+        ids = list(self.broker.client.smembers(self.acks_key))
+        datas = (
+            self.broker.client.hmget(f"{self.broker.namespace}:{self.queue_name}.msgs", ids) if ids else []
+        )
+        return [(i.decode(), d) for i, d in zip(ids, datas, strict=True) if d is not None]

@@ -1,0 +1,96 @@
+"""The RQ worker class of our path: ``rq worker --worker-class rq_impl.worker.PipelineWorker``.
+
+RQ's defaults lose time or work when a worker dies: a SIGKILLed worker's job stays "started"
+until its heartbeat expires (job timeout + 60 s) and the next maintenance pass (every 600 s)
+moves it to the failed registry. This worker, still driven by the stock CLI:
+
+- runs jobs in its own process (SimpleWorker: no fork per job; our jobs are pure functions);
+- runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
+  seconds after its timeout, so a dead worker's job is found within seconds, and — because our
+  jobs carry an RQ ``Retry`` — requeued, not failed;
+- retries only what can succeed on a second try (lost connections, timeouts, abandoned jobs):
+  bad arguments, undecodable data and unknown functions go straight to the failed registry;
+- stops without stranding a job: RQ's warm shutdown raises out of whatever an idle worker is
+  doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
+  for a minute or more; this worker only flags the stop while idle, and polls the queue with a
+  ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
+- runs only the pipeline's own functions (``PipelineJob``), so a job written into Redis by
+  someone else cannot name ``os.system``.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+import redis
+from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL
+from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
+from rq.worker import SimpleWorker, WorkerStatus
+
+from rq_impl.tasks import ALLOWED_FUNCTIONS
+
+MAINTENANCE_SECONDS = 5
+HEARTBEAT_GRACE = 5
+DEQUEUE_SECONDS = 1
+
+RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
+
+
+class FunctionNotAllowed(Exception):
+    """The job names a function outside the pipeline's tasks."""
+
+
+class PipelineJob(Job):
+    @property
+    def func(self) -> Any:
+        if self.func_name not in ALLOWED_FUNCTIONS:
+            raise FunctionNotAllowed(f"{self.func_name!r} is not a pipeline task")
+        return super().func
+
+
+class PipelineWorker(SimpleWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The CLI passes its defaults explicitly; replace only those, so its flags still win.
+        if (
+            kwargs.get("maintenance_interval", DEFAULT_MAINTENANCE_TASK_INTERVAL)
+            == DEFAULT_MAINTENANCE_TASK_INTERVAL
+        ):
+            kwargs["maintenance_interval"] = MAINTENANCE_SECONDS
+        if kwargs.get("job_class") in (None, DEFAULT_JOB_CLASS, Job):
+            kwargs["job_class"] = PipelineJob
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return DEQUEUE_SECONDS
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.get_state() == WorkerStatus.BUSY:
+            super().request_stop(signum, frame)  # finishes the job, then stops
+            return
+        self._shutdown_requested_date = now()
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+        self.handle_warm_shutdown_request()
+        self._stop_requested = True
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        # Called before every dequeue: the one point where an idle worker holds no job.
+        if self._stop_requested and self.get_state() != WorkerStatus.BUSY:
+            raise StopRequested()
+        super().heartbeat(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        timeout = job.timeout if job.timeout and job.timeout > 0 else 60
+        return int(timeout) + HEARTBEAT_GRACE
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        exc_type = exc_info[0] if exc_info else None
+        if exc_type is None or not issubclass(exc_type, RETRYABLE):
+            job.retries_left = 0
+        super().handle_exception(job, *exc_info)
