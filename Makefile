@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint format bench bench-full clean
+.PHONY: install demo test lint format bench bench-full chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,19 @@ install: $(BIN)/.installed
 
 demo: install  ## run the seed's 50x50 grid on Dramatiq, then on RQ
 	$(BIN)/redis-pipeline run --backend both
+
+.PHONY: hosts
+hosts: install  ## Redis, compute and result workers on separate network namespaces (root): both backends, then a host cut mid-run
+	$(BIN)/python -m benchmarks.hosts
+
+bench: install  ## quick profile (< 8 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s
+	$(BIN)/python -m benchmarks run --profile quick
+
+bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU tasks, latency 30 s, x3
+	$(BIN)/python -m benchmarks run --profile full
+
+chaos: install  ## every reliability scenario on Dramatiq, RQ and the Celery baselines
+	$(BIN)/python -m benchmarks chaos
 
 lint: install  ## ruff (lint + format) and mypy
 	$(BIN)/ruff check .

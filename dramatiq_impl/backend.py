@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
-from itertools import islice
 
-from dramatiq_impl import tasks
+from dramatiq_impl import ops, tasks
 from dramatiq_impl.broker import build_broker
 from shared.commands import stock_cli
 from shared.routing import active_table
@@ -32,18 +30,7 @@ class DramatiqBackend:
 
     def submit_many(self, points: Iterable[Point]) -> int:
         checked = [validate_point(x, y) for x, y in points]
-        queue = tasks.compute.queue_name
-        queue_key = f"{self.broker.namespace}:{queue}"
-        it = iter(checked)
-        while batch := list(islice(it, BATCH)):
-            # The same two writes as the "enqueue" branch of Dramatiq's dispatch.lua, pipelined.
-            pipe = self.broker.client.pipeline(transaction=False)
-            for x, y in batch:
-                redis_id = str(uuid.uuid4())
-                message = tasks.compute.message(x, y).copy(options={"redis_message_id": redis_id})
-                pipe.hset(f"{queue_key}.msgs", redis_id, message.encode())
-                pipe.rpush(queue_key, redis_id)
-            pipe.execute()
+        self.broker.enqueue_many((tasks.compute.message(x, y) for x, y in checked), batch=BATCH)
         return len(checked)
 
     def queue_depths(self) -> dict[str, int]:
@@ -62,6 +49,15 @@ class DramatiqBackend:
     def live_workers(self, since: float) -> int:
         heartbeats = f"{self.broker.namespace}:__heartbeats__"
         return int(self.broker.client.zcount(heartbeats, int(since * 1000), "+inf"))
+
+    def status(self) -> ops.Status:
+        return ops.status(self)
+
+    def requeue(self, ids: Sequence[str] | None = None) -> list[str]:
+        return ops.requeue(self, ids)
+
+    def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
+        return ops.purge(self, queues, dead)
 
 
 def create(settings: Settings) -> DramatiqBackend:

@@ -8,7 +8,7 @@ from itertools import islice
 
 from rq import Queue, Worker
 
-from rq_impl import tasks
+from rq_impl import ops, tasks
 from shared.commands import stock_cli
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, active_table
@@ -19,11 +19,16 @@ from shared.tasks import Point, validate_point
 #: Jobs per pipelined round trip in ``submit_many``.
 BATCH = 1000
 
-#: Run jobs in the worker process instead of forking a work horse per job (the stock default):
-#: 14 -> ~110 tasks/s on the 50x50 grid here. Our jobs are pure functions, so the fork's
-#: isolation buys nothing; job timeouts are still enforced. ``--quiet`` drops three INFO lines
-#: per job (warnings and failures are still logged).
-WORKER_OPTIONS = ("--worker-class", "rq.worker.SimpleWorker", "--quiet")
+#: Our worker class (no fork per job, fast abandoned-job recovery, see rq_impl.worker) and a
+#: connection that rides out Redis restarts. ``--quiet`` drops three INFO lines per job
+#: (warnings and failures are still logged).
+WORKER_OPTIONS = (
+    "--worker-class",
+    "rq_impl.worker.PipelineWorker",
+    "--connection-class",
+    "shared.connection.ResilientRedis",
+    "--quiet",
+)
 
 
 class RQBackend:
@@ -39,13 +44,13 @@ class RQBackend:
 
     def submit(self, x: int, y: int) -> None:
         x, y = validate_point(x, y)
-        self.compute_queue.enqueue_call(tasks.compute, args=(x, y), result_ttl=0)
+        self.compute_queue.enqueue_call(tasks.compute, args=(x, y), **tasks.JOB_OPTIONS)
 
     def submit_many(self, points: Iterable[Point]) -> int:
         checked = [validate_point(x, y) for x, y in points]
         it = iter(checked)
         while batch := list(islice(it, BATCH)):
-            jobs = [Queue.prepare_data(tasks.compute, (x, y), result_ttl=0) for x, y in batch]
+            jobs = [Queue.prepare_data(tasks.compute, (x, y), **tasks.JOB_OPTIONS) for x, y in batch]
             with self.connection.pipeline() as pipe:
                 self.compute_queue.enqueue_many(jobs, pipeline=pipe)
                 pipe.execute()
@@ -66,6 +71,15 @@ class RQBackend:
         start = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
         workers = Worker.all(connection=self.connection)
         return sum(1 for w in workers if w.birth_date and w.birth_date.replace(tzinfo=None) >= start)
+
+    def status(self) -> ops.Status:
+        return ops.status(self)
+
+    def requeue(self, ids: Sequence[str] | None = None) -> list[str]:
+        return ops.requeue(self, ids)
+
+    def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
+        return ops.purge(self, queues, dead)
 
 
 def create(settings: Settings) -> RQBackend:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from shared.ops import Status
 from shared.settings import Settings
 from shared.store import ResultStore
 from shared.tasks import Point
@@ -47,10 +48,33 @@ class Backend(Protocol):
         """Worker processes that showed life in Redis at or after ``since`` (epoch seconds)."""
 
 
+@runtime_checkable
+class OpsBackend(Backend, Protocol):
+    """A backend the ops commands (``status``, ``requeue``, ``purge``) can drive: both adapters.
+    Separate from ``Backend`` so the benchmark baselines need not implement it."""
+
+    def status(self) -> Status:
+        """Per queue depth / in flight / dead / delayed, the live workers, results stored."""
+
+    def requeue(self, ids: Sequence[str] | None = None) -> list[str]:
+        """Move dead-lettered / failed messages (``ids``, or all if None) back to their queue."""
+
+    def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
+        """Drop waiting and delayed messages of ``queues`` (all if None), and with ``dead`` the
+        dead-letter / failed ones too; never what workers hold. Returns dropped per queue."""
+
+
 def load_backend(name: str, settings: Settings | None = None) -> Backend:
     try:
         module = importlib.import_module(BACKENDS[name])
     except KeyError:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}") from None
     backend: Backend = module.create(settings or Settings.from_env())
+    return backend
+
+
+def load_ops_backend(name: str, settings: Settings | None = None) -> OpsBackend:
+    backend = load_backend(name, settings)
+    if not isinstance(backend, OpsBackend):
+        raise TypeError(f"backend {name!r} has no ops view")  # every backend in BACKENDS has one
     return backend

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -12,11 +13,13 @@ from pathlib import Path
 import click
 import redis
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.backend import BACKENDS, load_backend
+from shared.backend import BACKENDS, OpsBackend, load_backend, load_ops_backend
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
+from shared.ops import Status, render_all, to_json
 from shared.runner import RunResult, WorkersFailed, run_grid
 from shared.settings import DEFAULT_REDIS_URL, Settings
 from shared.tasks import Grid
@@ -98,6 +101,89 @@ def run(backend: str, grid_text: str, compute_workers: int, log_dir: Path | None
             failed = failed or not result.ok
     if failed:
         sys.exit(1)
+
+
+def ops_backends(backend: str) -> list[OpsBackend]:
+    """The named backend(s) on ``REDIS_URL`` as it is: the ops commands never start a Redis."""
+    settings = Settings.from_env()
+    ping(settings)
+    return [load_ops_backend(name, settings) for name in (list(BACKENDS) if backend == "both" else [backend])]
+
+
+@main.command()
+@click.option("--backend", type=click.Choice([*BACKENDS, "both"]), default="both", show_default=True)
+@click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds.")
+@click.option("--count", type=click.IntRange(min=1), help="With --watch: stop after this many refreshes.")
+@click.option("--json", "as_json", is_flag=True, help="JSON keyed by backend (with --watch: one line each).")
+def status(backend: str, watch: bool, interval: float, count: int | None, as_json: bool) -> None:
+    """Per queue: waiting, in flight, dead, delayed; the live workers; the results stored."""
+    backends = ops_backends(backend)
+
+    def take() -> list[Status]:
+        return [b.status() for b in backends]
+
+    try:
+        if as_json:
+            refreshes = 0
+            while True:
+                click.echo(to_json(take(), indent=None if watch else 2))
+                refreshes += 1
+                if not watch or refreshes == count:
+                    return
+                time.sleep(interval)
+        console = Console()
+        if not watch:
+            console.print(render_all(take()))
+            return
+        with Live(render_all(take()), console=console, auto_refresh=False) as live:
+            refreshes = 1
+            while refreshes != count:
+                time.sleep(interval)
+                live.update(render_all(take()), refresh=True)
+                refreshes += 1
+    except KeyboardInterrupt:
+        return
+
+
+@main.command()
+@click.option("--backend", type=click.Choice(list(BACKENDS)), required=True)
+@click.option("--all", "everything", is_flag=True, help="Every dead-lettered / failed message.")
+@click.argument("ids", nargs=-1)
+def requeue(backend: str, everything: bool, ids: tuple[str, ...]) -> None:
+    """Move dead-lettered (Dramatiq) / failed (RQ) messages back to their queue, by id or --all."""
+    if everything == bool(ids):
+        raise click.UsageError("give the ids to requeue, or --all")
+    moved = ops_backends(backend)[0].requeue(None if everything else list(ids))
+    click.echo(f"{backend}: requeued {len(moved)}")
+    if missing := [i for i in ids if i not in moved]:
+        stderr.print(f"[red]not dead-lettered / failed:[/] {', '.join(missing)}", highlight=False)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--backend", type=click.Choice(list(BACKENDS)), required=True)
+@click.option("--queue", "queues", multiple=True, help="Only this queue (repeatable); default: all.")
+@click.option("--dead", is_flag=True, help="Also drop the dead-lettered / failed messages.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(backend: str, queues: tuple[str, ...], dead: bool, yes: bool) -> None:
+    """Drop waiting and delayed messages (never what workers hold, never stored results)."""
+    target = ops_backends(backend)[0]
+    current = {q.name: q for q in target.status().queues}
+    if unknown := [q for q in queues if q not in current]:
+        raise click.BadParameter(f"unknown queue {unknown[0]!r}; {backend} has {', '.join(current)}")
+    names = list(queues) or list(current)
+    counts = [current[n].depth + current[n].delayed + (current[n].dead if dead else 0) for n in names]
+    what = "waiting, delayed" + (" and dead" if dead else "")
+    if not yes:
+        click.confirm(
+            f"Drop {sum(counts)} {what} messages from {backend} queue(s) {', '.join(names)} "
+            f"on {target.settings.redacted_url}?",
+            abort=True,
+            err=True,
+        )
+    for name, n in target.purge_queues(names, dead).items():
+        click.echo(f"{backend}: {name}: dropped {n}")
 
 
 def entry() -> None:

@@ -1,0 +1,103 @@
+"""The ops view, backend-neutral: what each queue holds, which workers live where, results stored.
+
+Each adapter fills a ``Status`` from its own Redis keys (``dramatiq_impl.ops``, ``rq_impl.ops``);
+this module only shapes it for people (rich tables) and for machines (JSON), so both backends read
+the same and the CLI never branches on a backend name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """One queue. ``in_flight``: fetched/started, not yet acked. ``dead``: dead-letter / failed.
+    ``delayed``: waiting for a time (retries with backoff, scheduled) or a dependency."""
+
+    name: str
+    depth: int
+    in_flight: int
+    dead: int
+    delayed: int
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One live worker process. ``address`` is its ip:port as Redis sees it (tells hosts apart
+    even when they share a hostname); ``last_seen`` is epoch seconds of its latest heartbeat."""
+
+    name: str
+    host: str
+    pid: int | None
+    queues: list[str]
+    last_seen: float | None
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Status:
+    backend: str
+    redis_url: str  # always redacted
+    queues: list[QueueStatus]
+    workers: list[WorkerStatus]
+    results_stored: int
+    taken_at: float = field(default_factory=time.time)
+
+    def queue(self, name: str) -> QueueStatus:
+        return next(q for q in self.queues if q.name == name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def to_json(statuses: list[Status], indent: int | None = 2) -> str:
+    """One JSON object keyed by backend name, so ``jq .rq.queues`` works however many were asked."""
+    return json.dumps({s.backend: s.as_dict() for s in statuses}, indent=indent, sort_keys=True)
+
+
+def _when(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    return f"{max(0.0, now - epoch):.1f} s ago"
+
+
+def render(status: Status) -> RenderableType:
+    """Two tables (queues, workers) under a title line naming the backend and the redacted URL."""
+    taken = datetime.fromtimestamp(status.taken_at, UTC).strftime("%H:%M:%S")
+    header = Text.assemble(
+        (status.backend, "bold"),
+        f" on {status.redis_url} at {taken} UTC: ",
+        (str(status.results_stored), "bold"),
+        " results stored",
+    )
+    queues = Table()
+    for column in ("queue", "depth", "in flight", "dead", "delayed"):
+        queues.add_column(column, justify="left" if column == "queue" else "right")
+    for q in status.queues:
+        queues.add_row(q.name, str(q.depth), str(q.in_flight), str(q.dead), str(q.delayed))
+    workers = Table(title=f"{len(status.workers)} live workers", title_justify="left")
+    for column in ("worker", "host", "address", "pid", "queues", "last seen"):
+        workers.add_column(column, no_wrap=column != "queues")
+    for w in sorted(status.workers, key=lambda w: (w.host, w.address, w.name)):
+        workers.add_row(
+            w.name,
+            w.host,
+            w.address,
+            "-" if w.pid is None else str(w.pid),
+            ", ".join(w.queues),
+            _when(w.last_seen, status.taken_at),
+        )
+    return Group(header, queues, workers)
+
+
+def render_all(statuses: list[Status]) -> RenderableType:
+    return Group(*(render(s) for s in statuses))
