@@ -8,6 +8,8 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
+- gives back a job stranded between dequeue and start (its worker died right after BLMOVE)
+  ``INTERMEDIATE_GRACE`` seconds after it is first seen, where RQ waits over a minute;
 - retries only what can succeed on a second try (lost connections, timeouts, abandoned jobs):
   bad arguments, undecodable data and unknown functions go straight to the failed registry;
 - stops without stranding a job: RQ's warm shutdown raises out of whatever an idle worker is
@@ -21,12 +23,14 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 import redis
 from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL
 from rq.exceptions import StopRequested
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
@@ -37,12 +41,22 @@ from rq_impl.tasks import ALLOWED_FUNCTIONS
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
 DEQUEUE_SECONDS = 1
+INTERMEDIATE_GRACE = 5
 
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
 
 
 class FunctionNotAllowed(Exception):
     """The job names a function outside the pipeline's tasks."""
+
+
+class PromptIntermediateQueue(IntermediateQueue):
+    """RQ's intermediate queue, but a job counts as stranded after seconds, not a minute: a live
+    worker moves its job out within microseconds of dequeueing it."""
+
+    def should_be_cleaned_up(self, job_id: str) -> bool:
+        first_seen = self.get_first_seen(job_id)
+        return first_seen is not None and now() - first_seen > timedelta(seconds=INTERMEDIATE_GRACE)
 
 
 class PipelineJob(Job):
@@ -84,6 +98,15 @@ class PipelineWorker(SimpleWorker):
         if self._stop_requested and self.get_state() != WorkerStatus.BUSY:
             raise StopRequested()
         super().heartbeat(*args, **kwargs)
+
+    def clean_registries(self) -> None:
+        super().clean_registries()
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                try:
+                    PromptIntermediateQueue(queue.key, self.connection).cleanup(self, queue)
+                finally:
+                    queue.release_maintenance_lock()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         timeout = job.timeout if job.timeout and job.timeout > 0 else 60

@@ -43,9 +43,20 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process on 127.0.0.1:``port`` keeping its files in ``directory``."""
+    """One redis-server process on 127.0.0.1:``port`` keeping its files in ``directory``.
 
-    def __init__(self, directory: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+    ``password`` turns on AUTH (``requirepass``); ``tls`` serves TLS only, with a self-signed
+    certificate made in ``directory`` (``url`` then is ``rediss://…?ssl_ca_certs=…``).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        password: str | None = None,
+        tls: bool = False,
+    ) -> None:
         binary = find_redis_server()
         if binary is None:
             raise RedisServerNotFound(HOW_TO_GET_REDIS)
@@ -53,35 +64,57 @@ class RedisServer:
         self.directory = directory
         self.port = port or free_port()
         self.args = list(args)
+        self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.directory / 'cert.pem'}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        command = [self.binary, "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        if self.tls:
+            cert, key = _self_signed_certificate(self.directory)
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            command += [
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(cert),
+            ]
+        else:
+            command += ["--port", str(self.port)]
+        if self.password:
+            command += ["--requirepass", self.password]
+        if "--save" not in self.args:
+            command += ["--save", "", "--appendonly", "no"]
+        return command + self.args
 
     def start(self, timeout: float = 10.0) -> None:
-        if not any(a == "--save" for a in self.args):
-            self.args += ["--save", "", "--appendonly", "no"]
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(
-            [*command, *self.args],
-            stdout=(self.directory / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, password=self._password())
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.directory / "redis.log").read_text(errors="replace")[-500:]
-                    raise RuntimeError(f"redis-server did not start on port {self.port}: {log}") from None
-                time.sleep(0.05)
-
-    def _password(self) -> str | None:
-        return self.args[self.args.index("--requirepass") + 1] if "--requirepass" in self.args else None
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        log_text = (self.directory / "redis.log").read_text(errors="replace")[-500:]
+                        raise RuntimeError(
+                            f"redis-server did not start on port {self.port}: {log_text}"
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -93,11 +126,30 @@ class RedisServer:
                 self.process.wait()
 
 
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    if not cert.exists():
+        if shutil.which("openssl") is None:
+            raise RedisServerNotFound("a TLS redis-server needs openssl to make its test certificate")
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+                *("-addext", "subjectAltName=IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return cert, key
+
+
 @contextmanager
-def private_redis(args: Sequence[str] = ()) -> Iterator[RedisServer]:
+def private_redis(
+    args: Sequence[str] = (), password: str | None = None, tls: bool = False
+) -> Iterator[RedisServer]:
     """Start a private redis-server on a free port in a temp dir; stop it and remove the dir after."""
     with tempfile.TemporaryDirectory(prefix="pipeline-redis-") as tmp:
-        server = RedisServer(Path(tmp), args=args)
+        server = RedisServer(Path(tmp), args=args, password=password, tls=tls)
         server.start()
         try:
             yield server

@@ -241,7 +241,7 @@ def test_watch_refreshes_and_json_lines(settings: Settings, client: redis.Redis)
 
 
 def test_passwords_never_shown() -> None:
-    with private_redis(["--requirepass", "s3cret-pw"]) as server:
+    with private_redis(password="s3cret-pw") as server:
         settings = Settings(f"redis://:s3cret-pw@127.0.0.1:{server.port}/0")
         for args in (["status"], ["status", "--json"]):
             done = cli(settings, *args)
