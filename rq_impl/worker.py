@@ -42,6 +42,7 @@ MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
 DEQUEUE_SECONDS = 1
 INTERMEDIATE_GRACE = 5
+HEARTBEAT_EVERY = 1.0
 
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
 
@@ -93,11 +94,21 @@ class PipelineWorker(SimpleWorker):
         self.handle_warm_shutdown_request()
         self._stop_requested = True
 
-    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         # Called before every dequeue: the one point where an idle worker holds no job.
         if self._stop_requested and self.get_state() != WorkerStatus.BUSY:
             raise StopRequested()
-        super().heartbeat(*args, **kwargs)
+        if pipeline is not None:  # part of a larger write: costs no round trip
+            super().heartbeat(timeout, pipeline)
+            return
+        # Alone, RQ sends it twice per job as three round trips; once a second, pipelined, keeps
+        # the worker key (TTL worker_ttl + 60 s) just as alive.
+        last = self.last_heartbeat
+        if last is not None and (now() - last).total_seconds() < HEARTBEAT_EVERY:
+            return
+        with self.connection.pipeline() as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
 
     def clean_registries(self) -> None:
         super().clean_registries()
