@@ -1,8 +1,8 @@
 """The table of stacks one run compares. The harness reads only this table, never a stack's name.
 
-"Stock" profiles run the same tasks with the worker command a user first tries: Dramatiq's defaults
-(one process per core, 8 threads each) and RQ's default forking ``rq worker`` (``--serializer json``
-is the one flag added: the pipeline's jobs are JSON, and RQ's default serializer is pickle).
+"Stock" profiles run the same tasks the way a user first tries them: Dramatiq's own RedisBroker
+and CLI defaults (one process per core, 8 threads each), and RQ's default forking ``rq worker``
+(``--serializer json`` is the one flag added: the jobs are JSON, RQ's default is pickle).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from dramatiq_impl.broker import BROKER_ENV
 from shared.backend import Backend, load_backend
 from shared.commands import stock_cli
 from shared.connection import RedisUnavailable, ping
@@ -54,7 +55,14 @@ class WithCommand:
 def _dramatiq_stock(settings: Settings) -> Backend:
     return WithCommand(
         load_backend("dramatiq", settings),
-        lambda queues: [stock_cli("dramatiq"), "dramatiq_impl.tasks", "--queues", *queues],
+        lambda queues: [
+            "env",
+            f"{BROKER_ENV}=stock",
+            stock_cli("dramatiq"),
+            "dramatiq_impl.tasks",
+            "--queues",
+            *queues,
+        ],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from itertools import islice
@@ -112,7 +113,15 @@ def build_broker(settings: Settings) -> PipelineBroker:
     )
 
 
-def set_default_broker(settings: Settings) -> PipelineBroker:
-    broker = build_broker(settings)
+#: ``PIPELINE_DRAMATIQ_BROKER=stock`` runs the actors on Dramatiq's own RedisBroker with its default
+#: middleware: what a user gets before any tuning here (the benchmarks' "stock" profile).
+BROKER_ENV = "PIPELINE_DRAMATIQ_BROKER"
+
+
+def set_default_broker(settings: Settings) -> RedisBroker:
+    if os.environ.get(BROKER_ENV) == "stock":
+        broker: RedisBroker = RedisBroker(url=settings.redis_url)
+    else:
+        broker = build_broker(settings)
     dramatiq.set_broker(broker)
     return broker

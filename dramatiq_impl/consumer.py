@@ -53,6 +53,9 @@ class PipelineConsumer(_RedisConsumer):
                 self.next_maintenance = now + MAINTENANCE_SECONDS
             if now >= self.next_reconcile:
                 self.reconcile()
+            # Decided before the call: a worker thread may ack meanwhile, and a consumer that was
+            # full (no fetch made) must not then block on the wake-up list with messages waiting.
+            full = self.outstanding_message_count >= self.prefetch
             try:
                 message = super().__next__()
             except DecodeError as exc:
@@ -62,7 +65,7 @@ class PipelineConsumer(_RedisConsumer):
                 self.next_reconcile = 0.0
                 raise
             if message is None:
-                self._idle()
+                self._idle(full)
                 return None
             if "redis_message_id" not in message.options:
                 marker = message.message_id.encode()
@@ -72,9 +75,9 @@ class PipelineConsumer(_RedisConsumer):
                 self.held.add(message.options["redis_message_id"])
             return message
 
-    def _idle(self) -> None:
-        if self.outstanding_message_count >= self.prefetch:
-            time.sleep(0.001)  # prefetch full: return to the thread soon, it has acks to send
+    def _idle(self, full: bool) -> None:
+        if full:
+            time.sleep(0.001)  # prefetch full: look again as soon as a worker thread acks
             return
         try:
             self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
