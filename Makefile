@@ -22,12 +22,15 @@ hosts: install  ## Redis, compute and result workers on separate network namespa
 
 bench: install  ## quick profile (< 8 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s
 	$(BIN)/python -m benchmarks run --profile quick
+	$(BIN)/python -m benchmarks update-readme
 
 bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU tasks, latency 30 s, x3
 	$(BIN)/python -m benchmarks run --profile full
+	$(BIN)/python -m benchmarks update-readme
 
 chaos: install  ## every reliability scenario on Dramatiq, RQ and the Celery baselines
 	$(BIN)/python -m benchmarks chaos
+	$(BIN)/python -m benchmarks update-readme
 
 lint: install  ## ruff (lint + format) and mypy
 	$(BIN)/ruff check .

@@ -117,8 +117,8 @@ def run_scenario(
             backend.store.clear()
             routing = active_table()
             commands = {
-                "compute": backend.worker_command([routing.queue_for(COMPUTE_TASK)]),
-                "result": backend.worker_command([routing.queue_for(HANDLE_RESULT_TASK)]),
+                "compute": lambda: backend.worker_command([routing.queue_for(COMPUTE_TASK)]),
+                "result": lambda: backend.worker_command([routing.queue_for(HANDLE_RESULT_TASK)]),
             }
             env = {**os.environ, "REDIS_URL": server.url}
             with WorkerGroup(env, log_dir) as group:

@@ -177,3 +177,28 @@ def chaos_table(results: Path) -> None:
     from benchmarks import chaos_report
 
     click.echo(chaos_report.readme_table(json.loads(results.read_text())), nl=False)
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+@main.command("update-readme")
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=README)
+def update_readme(readme: Path) -> None:
+    """Replace the tables between the README's ``<!-- bench-table -->`` / ``<!-- chaos-table -->``
+    markers with ones rendered from latest.json / latest-chaos.json (the tables are never hand-edited)."""
+    from benchmarks import chaos_report
+
+    text = readme.read_text()
+    sources = {
+        "bench-table": (output.RESULTS / "latest.json", lambda doc: report.readme_table(doc)),
+        "chaos-table": (output.RESULTS / "latest-chaos.json", chaos_report.readme_table),
+    }
+    for tag, (path, render) in sources.items():
+        if not path.exists() or f"<!-- /{tag} -->" not in text:
+            continue
+        start = text.index("-->", text.index(f"<!-- {tag}:")) + 3
+        end = text.index(f"<!-- /{tag} -->")
+        text = text[:start] + "\n" + render(json.loads(path.read_text())).strip() + "\n" + text[end:]
+    readme.write_text(text)
+    click.echo(f"updated {readme}")

@@ -22,7 +22,9 @@ class Target:
 
     group: WorkerGroup
     server: RedisServer
-    commands: dict[str, list[str]]  # role -> stock worker command
+    #: role -> the stock worker command, made anew for each start (Celery needs a fresh node name:
+    #: a restart under the old one collides with its pidbox queue while RabbitMQ still holds it).
+    commands: dict[str, Callable[[], list[str]]]
     #: Workers a fault stopped on purpose; they do not count against "workers alive".
     retired: list[WorkerProcess] = field(default_factory=list)
 
@@ -37,7 +39,7 @@ class Target:
 
     def restart(self, role: str) -> None:
         """Start a replacement, as a supervisor (systemd ``Restart=always``) would."""
-        self.group.start(role, self.commands[role])
+        self.group.start(role, self.commands[role]())
 
     def expected_alive(self) -> list[WorkerProcess]:
         return [w for w in self.group.workers if w not in self.retired]
