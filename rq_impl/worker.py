@@ -102,9 +102,10 @@ class PipelineWorker(SimpleWorker):
             super().heartbeat(timeout, pipeline)
             return
         # Alone, RQ sends it twice per job as three round trips; once a second, pipelined, keeps
-        # the worker key (TTL worker_ttl + 60 s) just as alive.
+        # the worker key (TTL worker_ttl + 60 s) just as alive. A call that sets its own TTL
+        # (a longer job ahead) always goes through.
         last = self.last_heartbeat
-        if last is not None and (now() - last).total_seconds() < HEARTBEAT_EVERY:
+        if timeout is None and last is not None and (now() - last).total_seconds() < HEARTBEAT_EVERY:
             return
         with self.connection.pipeline() as pipe:
             super().heartbeat(timeout, pipe)
