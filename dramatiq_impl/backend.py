@@ -40,8 +40,7 @@ class DramatiqBackend:
         return dict(zip(self.queues, pipe.execute(), strict=True))
 
     def purge(self) -> None:
-        for queue in self.queues:
-            self.broker.flush(queue)
+        self.purge_queues()
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
         return [stock_cli("dramatiq"), "dramatiq_impl.tasks", "--processes", "1", "--queues", *queues]

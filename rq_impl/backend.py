@@ -60,8 +60,7 @@ class RQBackend:
         return {name: q.count for name, q in self.queues.items()}
 
     def purge(self) -> None:
-        for q in self.queues.values():
-            q.empty()
+        self.purge_queues()
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
         # REDIS_URL reaches the worker through its environment, never its command line (ps shows that).

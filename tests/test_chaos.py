@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.chaos import RECOVERY_LIMIT_S, run_scenario
-from benchmarks.faults import SCENARIOS
+from benchmarks.faults import SCENARIOS, Scenario
 from benchmarks.stacks import select
 from shared.tasks import Grid
 
@@ -24,8 +24,7 @@ GRID = Grid(20, 25)
 
 @pytest.mark.parametrize("stack_label", ["dramatiq ours", "rq ours"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario_loses_nothing(scenario: object, stack_label: str, tmp_path: Path) -> None:
-    assert isinstance(scenario, type(SCENARIOS[0]))
+def test_scenario_loses_nothing(scenario: Scenario, stack_label: str, tmp_path: Path) -> None:
     if scenario.poison_per_queue:
         scenario = dataclasses.replace(scenario, poison_per_queue=200)
     (stack,) = select([stack_label])
