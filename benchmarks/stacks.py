@@ -1,5 +1,7 @@
 """The table of stacks one run compares. The harness reads only this table, never a stack's name.
 
+"ours" is the project's per-message path (one message per grid point, as the seed); "chunked" is
+the same adapter in chunked mode (``shared.chunks``, ``DEFAULT_CHUNK_SIZE`` points per message).
 "Stock" profiles run the same tasks the way a user first tries them: Dramatiq's own RedisBroker
 and CLI defaults (one process per core, 8 threads each), and RQ's default forking ``rq worker``
 (``--serializer json`` is the one flag added: the jobs are JSON, RQ's default is pickle).
@@ -11,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from dramatiq_impl.broker import BROKER_ENV
-from shared.backend import Backend, load_backend
+from shared.backend import Backend, ChunkingBackend, load_backend, load_chunking_backend
+from shared.chunks import DEFAULT_CHUNK_SIZE
 from shared.commands import stock_cli
 from shared.connection import RedisUnavailable, ping
 from shared.settings import Settings
@@ -23,12 +26,11 @@ BASELINE = ("celery-rabbitmq", "seed-defaults")
 LIMIT = ("redis-limit", "probe")
 
 
-class WithCommand:
-    """A backend whose workers start with another command line (a stock profile of the same tasks)."""
+class Wrapped:
+    """A backend that forwards everything to ``inner``; a subclass changes one thing."""
 
-    def __init__(self, inner: Backend, command: Callable[[Sequence[str]], list[str]]) -> None:
+    def __init__(self, inner: Backend) -> None:
         self.inner = inner
-        self.command = command
         self.name = inner.name
         self.settings = inner.settings
         self.store: ResultStore = inner.store
@@ -46,10 +48,37 @@ class WithCommand:
         self.inner.purge()
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
-        return self.command(queues)
+        return self.inner.worker_command(queues)
 
     def live_workers(self, since: float) -> int:
         return self.inner.live_workers(since)
+
+
+class WithCommand(Wrapped):
+    """A backend whose workers start with another command line (a stock profile of the same tasks)."""
+
+    def __init__(self, inner: Backend, command: Callable[[Sequence[str]], list[str]]) -> None:
+        super().__init__(inner)
+        self.command = command
+
+    def worker_command(self, queues: Sequence[str]) -> list[str]:
+        return self.command(queues)
+
+
+class Chunked(Wrapped):
+    """A backend in chunked mode: the grid goes as ``compute_chunk`` messages of ``size`` points;
+    a single submitted point (the latency run) is a chunk of one."""
+
+    def __init__(self, inner: ChunkingBackend, size: int = DEFAULT_CHUNK_SIZE) -> None:
+        super().__init__(inner)
+        self.chunking = inner
+        self.size = size
+
+    def submit(self, x: int, y: int) -> None:
+        self.chunking.submit_chunks([(x, y)], self.size)
+
+    def submit_many(self, points: Iterable[Point]) -> int:
+        return self.chunking.submit_chunks(points, self.size)
 
 
 def _dramatiq_stock(settings: Settings) -> Backend:
@@ -128,8 +157,10 @@ STACKS: tuple[Stack, ...] = (
     Stack("celery-rabbitmq", "tuned", _celery("tuned"), rabbitmq_problem),
     Stack("dramatiq", "ours", lambda s: load_backend("dramatiq", s)),
     Stack("dramatiq", "stock", _dramatiq_stock),
+    Stack("dramatiq", "chunked", lambda s: Chunked(load_chunking_backend("dramatiq", s))),
     Stack("rq", "ours", lambda s: load_backend("rq", s)),
     Stack("rq", "stock", _rq_stock),
+    Stack("rq", "chunked", lambda s: Chunked(load_chunking_backend("rq", s))),
     Stack("redis-limit", "probe", _redis_limit),
 )
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from dramatiq_impl import ops, tasks
 from dramatiq_impl.broker import build_broker
+from shared.chunks import chunked, validate_chunk
 from shared.commands import stock_cli
 from shared.routing import active_table
 from shared.settings import Settings
@@ -32,6 +33,11 @@ class DramatiqBackend:
         checked = [validate_point(x, y) for x, y in points]
         self.broker.enqueue_many((tasks.compute.message(x, y) for x, y in checked), batch=BATCH)
         return len(checked)
+
+    def submit_chunks(self, points: Iterable[Point], size: int) -> int:
+        checked = [validate_chunk(chunk) for chunk in chunked(points, size)]
+        self.broker.enqueue_many((tasks.compute_chunk.message(chunk) for chunk in checked), batch=BATCH)
+        return sum(map(len, checked))
 
     def queue_depths(self) -> dict[str, int]:
         pipe = self.broker.client.pipeline(transaction=False)

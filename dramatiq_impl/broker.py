@@ -21,6 +21,7 @@ from dramatiq_impl.middleware import (
     ValidateArguments,
 )
 from dramatiq_impl.presence import WorkerPresence
+from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
 from shared.settings import Settings
 from shared.tasks import validate_point, validate_result
@@ -99,7 +100,12 @@ class PipelineBroker(RedisBroker):
 def build_broker(settings: Settings) -> PipelineBroker:
     """A broker on ``settings.redis_url`` with the stock middleware plus validation, DLQ reasons
     and the heartbeat; its client retries through Redis restarts (shared.connection)."""
-    validators: dict[str, Callable[..., Any]] = {"compute": validate_point, "handle_result": validate_result}
+    validators: dict[str, Callable[..., Any]] = {
+        "compute": validate_point,
+        "handle_result": validate_result,
+        "compute_chunk": validate_chunk,
+        "handle_results": validate_rows,
+    }
     middleware = [m() for m in default_middleware]
     middleware += [
         ValidateArguments(validators),

@@ -2,14 +2,17 @@
 
 >>> from dramatiq_impl.tasks import compute
 >>> compute.send(6, 7)          # as the seed's compute.delay(6, 7)
+>>> compute_chunk.send([[0, 1], [2, 3]])   # chunked mode: many points, one message each way
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dramatiq
 
 from dramatiq_impl.broker import set_default_broker
-from shared import tasks
+from shared import chunks, tasks
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.settings import Settings
 from shared.store import ResultStore
@@ -35,3 +38,17 @@ def compute(x: int, y: int) -> None:
     """Perform the computation and hand its result to ``handle_result``."""
     x, y = tasks.validate_point(x, y)
     handle_result.send(x, y, tasks.compute(x, y))
+
+
+@dramatiq.actor(queue_name=routing.queue_for(HANDLE_RESULT_TASK), throws=_NOT_RETRYABLE)
+def handle_results(rows: Sequence[Sequence[int]]) -> None:
+    """Store a chunk's results in one round trip (idempotent per point, as ``handle_result``)."""
+    store.put_many(chunks.validate_rows(rows))
+
+
+@dramatiq.actor(queue_name=routing.queue_for(COMPUTE_TASK), throws=_NOT_RETRYABLE)
+def compute_chunk(points: Sequence[Sequence[int]]) -> None:
+    """Compute a chunk; one ``handle_results`` for it, and a failed point retried as a ``compute``."""
+    rows = chunks.compute_chunk(chunks.validate_chunk(points), retry_point=compute.send)
+    if rows:
+        handle_results.send(rows)

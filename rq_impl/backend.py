@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any
 
 from rq import Queue, Worker
 
 from rq_impl import ops, tasks
+from shared.chunks import chunked, validate_chunk
 from shared.commands import stock_cli
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, active_table
@@ -48,13 +50,22 @@ class RQBackend:
 
     def submit_many(self, points: Iterable[Point]) -> int:
         checked = [validate_point(x, y) for x, y in points]
-        it = iter(checked)
+        self._enqueue(tasks.compute, checked)
+        return len(checked)
+
+    def submit_chunks(self, points: Iterable[Point], size: int) -> int:
+        checked = [validate_chunk(chunk) for chunk in chunked(points, size)]
+        self._enqueue(tasks.compute_chunk, [(chunk,) for chunk in checked])
+        return sum(map(len, checked))
+
+    def _enqueue(self, fn: Any, calls: Sequence[tuple[Any, ...]]) -> None:
+        """Enqueue ``fn(*args)`` for each of ``calls``, ``BATCH`` jobs per pipelined round trip."""
+        it = iter(calls)
         while batch := list(islice(it, BATCH)):
-            jobs = [Queue.prepare_data(tasks.compute, (x, y), **tasks.JOB_OPTIONS) for x, y in batch]
+            jobs = [Queue.prepare_data(fn, args, **tasks.JOB_OPTIONS) for args in batch]
             with self.connection.pipeline() as pipe:
                 self.compute_queue.enqueue_many(jobs, pipeline=pipe)
                 pipe.execute()
-        return len(checked)
 
     def queue_depths(self) -> dict[str, int]:
         return {name: q.count for name, q in self.queues.items()}

@@ -2,13 +2,14 @@
 
     >>> from rq_impl.tasks import compute
     >>> compute.delay(6, 7)         # as the seed's compute.delay(6, 7)
+    >>> compute_chunk.delay([[0, 1], [2, 3]])   # chunked mode: many points, one job each way
 
 Jobs travel as JSON: a message can never run code on a worker through pickle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any
 
@@ -17,7 +18,7 @@ from rq import Queue, Retry
 from rq.decorators import job
 from rq.serializers import JSONSerializer
 
-from shared import tasks
+from shared import chunks, tasks
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.settings import Settings
@@ -71,5 +72,21 @@ def compute(x: int, y: int) -> None:
     handle_result.delay(x, y, tasks.compute(x, y))
 
 
+@task(routing.queue_for(HANDLE_RESULT_TASK), chunks.validate_rows)
+def handle_results(rows: Sequence[Sequence[int]]) -> None:
+    """Store a chunk's results in one round trip (idempotent per point, as ``handle_result``)."""
+    store.put_many(chunks.validate_rows(rows))
+
+
+@task(routing.queue_for(COMPUTE_TASK), chunks.validate_chunk)
+def compute_chunk(points: Sequence[Sequence[int]]) -> None:
+    """Compute a chunk; one ``handle_results`` for it, and a failed point retried as a ``compute``."""
+    rows = chunks.compute_chunk(chunks.validate_chunk(points), retry_point=compute.delay)
+    if rows:
+        handle_results.delay(rows)
+
+
 #: The only functions a worker of ours will run.
-ALLOWED_FUNCTIONS = frozenset(f"{__name__}.{fn.__name__}" for fn in (compute, handle_result))
+ALLOWED_FUNCTIONS = frozenset(
+    f"{__name__}.{fn.__name__}" for fn in (compute, handle_result, compute_chunk, handle_results)
+)

@@ -49,6 +49,16 @@ class Backend(Protocol):
 
 
 @runtime_checkable
+class ChunkingBackend(Backend, Protocol):
+    """A backend with chunked mode (``shared.chunks``): both adapters. Separate from ``Backend``
+    so the benchmark baselines need not implement it."""
+
+    def submit_chunks(self, points: Iterable[Point], size: int) -> int:
+        """Validate every point, then enqueue ``compute_chunk`` messages of ``size`` points in
+        pipelined round trips; returns the number of points."""
+
+
+@runtime_checkable
 class OpsBackend(Backend, Protocol):
     """A backend the ops commands (``status``, ``requeue``, ``purge``) can drive: both adapters.
     Separate from ``Backend`` so the benchmark baselines need not implement it."""
@@ -70,6 +80,13 @@ def load_backend(name: str, settings: Settings | None = None) -> Backend:
     except KeyError:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}") from None
     backend: Backend = module.create(settings or Settings.from_env())
+    return backend
+
+
+def load_chunking_backend(name: str, settings: Settings | None = None) -> ChunkingBackend:
+    backend = load_backend(name, settings)
+    if not isinstance(backend, ChunkingBackend):
+        raise TypeError(f"backend {name!r} has no chunked mode")  # every backend in BACKENDS has one
     return backend
 
 

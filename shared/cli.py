@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared.backend import BACKENDS, OpsBackend, load_backend, load_ops_backend
+from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
 from shared.ops import Status, render_all, to_json
@@ -52,7 +53,9 @@ def redis_settings() -> Iterator[Settings]:
             del os.environ["REDIS_URL"]
 
 
-def run_one(name: str, settings: Settings, grid: Grid, compute_workers: int, log_dir: Path) -> RunResult:
+def run_one(
+    name: str, settings: Settings, grid: Grid, compute_workers: int, log_dir: Path, chunk_size: int | None
+) -> RunResult:
     backend = load_backend(name, settings)
     with Progress(
         TextColumn(f"{name:>8}"),
@@ -69,6 +72,7 @@ def run_one(name: str, settings: Settings, grid: Grid, compute_workers: int, log
             compute_workers,
             log_dir=log_dir / name,
             progress=lambda done, total: bar.update(task, completed=done),
+            chunk_size=chunk_size,
         )
 
 
@@ -84,8 +88,28 @@ def main() -> None:
 )
 @click.option("--compute-workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep worker logs here.")
-def run(backend: str, grid_text: str, compute_workers: int, log_dir: Path | None) -> None:
-    """Start workers with the stock CLIs, submit the grid, verify every result, stop the workers."""
+@click.option(
+    "--chunked", is_flag=True, help=f"Send the grid as chunks of {DEFAULT_CHUNK_SIZE} points per message."
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, MAX_CHUNK_SIZE),
+    help="Points per message in chunked mode (implies --chunked).",
+)
+def run(
+    backend: str,
+    grid_text: str,
+    compute_workers: int,
+    log_dir: Path | None,
+    chunked: bool,
+    chunk_size: int | None,
+) -> None:
+    """Start workers with the stock CLIs, submit the grid, verify every result, stop the workers.
+
+    By default one message per grid point, as the seed; --chunked sends many points per message.
+    """
+    if chunked and chunk_size is None:
+        chunk_size = DEFAULT_CHUNK_SIZE
     try:
         grid = Grid.parse(grid_text)
     except ValueError as exc:
@@ -96,7 +120,7 @@ def run(backend: str, grid_text: str, compute_workers: int, log_dir: Path | None
         settings = stack.enter_context(redis_settings())
         logs = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-logs-")))
         for name in names:
-            result = run_one(name, settings, grid, compute_workers, logs)
+            result = run_one(name, settings, grid, compute_workers, logs, chunk_size)
             click.echo(result.summary())
             failed = failed or not result.ok
     if failed:

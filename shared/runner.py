@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from shared.backend import Backend
+from shared.backend import Backend, ChunkingBackend
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.store import Verification
-from shared.tasks import Grid
+from shared.tasks import Grid, Point
 from shared.workers import WorkerGroup
 
 #: Called with (results stored so far, results expected) while waiting.
@@ -43,6 +44,15 @@ class RunResult:
         if self.ok:
             return f"{line} ({self.throughput:.0f} tasks/s)"
         return f"{line}: FAILED, {v.problems()}"
+
+
+def submitter(backend: Backend, chunk_size: int | None = None) -> Callable[[Iterable[Point]], int]:
+    """``backend.submit_many``, or with ``chunk_size`` its chunked submit of that many points each."""
+    if not chunk_size:
+        return backend.submit_many
+    if not isinstance(backend, ChunkingBackend):
+        raise TypeError(f"backend {backend.name!r} has no chunked mode")
+    return partial(backend.submit_chunks, size=chunk_size)
 
 
 def start_workers(backend: Backend, group: WorkerGroup, compute_workers: int, timeout: float = 60.0) -> None:
@@ -94,15 +104,18 @@ def run_grid(
     log_dir: Path | None = None,
     stall_timeout: float = 30.0,
     progress: ProgressCallback | None = None,
+    chunk_size: int | None = None,
 ) -> RunResult:
-    """Run the whole scenario on ``backend``; queues and results of that backend are reset first."""
+    """Run the whole scenario on ``backend``; queues and results of that backend are reset first.
+    With ``chunk_size``, the grid goes as chunks of that many points (``shared.chunks``)."""
+    submit = submitter(backend, chunk_size)
     backend.purge()
     backend.store.clear()
     env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
     with WorkerGroup(env, log_dir or Path.cwd()) as group:
         start_workers(backend, group, compute_workers)
         started = time.perf_counter()
-        backend.submit_many(grid.points())
+        submit(grid.points())
         wait_for_results(backend, grid.size, group, stall_timeout, progress)
         seconds = time.perf_counter() - started
     return RunResult(backend.name, grid, seconds, backend.store.verify(grid))

@@ -112,7 +112,7 @@ def test_celery_baseline_routes_exactly_as_the_seed() -> None:
 
 
 def test_stack_selection() -> None:
-    assert [s.label for s in select(["rq"])] == ["rq ours", "rq stock"]
+    assert [s.label for s in select(["rq"])] == ["rq ours", "rq stock", "rq chunked"]
     assert [s.label for s in select(["dramatiq stock"])] == ["dramatiq stock"]
     with pytest.raises(ValueError, match="unknown stack"):
         select(["kafka"])

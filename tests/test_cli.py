@@ -38,11 +38,19 @@ def test_bad_grid_is_refused() -> None:
     assert "grid must look like 50x50" in done.stderr
 
 
+def test_bad_chunk_size_is_refused() -> None:
+    done = run_cli("run", "--chunk-size", "0", env=dict(os.environ))
+    assert done.returncode == 2
+    assert "--chunk-size" in done.stderr and "0 is not in the range" in done.stderr
+
+
 @pytest.mark.slow
-def test_run_both_backends_prints_one_line_each(settings: Settings) -> None:
-    done = run_cli(
-        "run", "--backend", "both", "--grid", "3x4", env={**os.environ, "REDIS_URL": settings.redis_url}
-    )
+@pytest.mark.parametrize(
+    "mode", [[], ["--chunked"], ["--chunk-size", "5"]], ids=["per-point", "chunked", "k5"]
+)
+def test_run_both_backends_prints_one_line_each(mode: list[str], settings: Settings) -> None:
+    env = {**os.environ, "REDIS_URL": settings.redis_url}
+    done = run_cli("run", "--backend", "both", "--grid", "3x4", *mode, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["dramatiq", "rq"]

@@ -42,6 +42,8 @@ def test_dramatiq_dead_letters_poison_and_keeps_serving(
         push(message("compute", [1])): "TypeError",
         push(message("compute", ["a", 2])): "InvalidArguments: x must be an int",
         push(message("no_such_actor", [1, 2])): "ActorNotFound",
+        push(message("compute_chunk", [[[0, 1], [1, "b"]]])): "InvalidArguments: points[1]: y must be an int",
+        push(message("compute_chunk", ["not points"])): "InvalidArguments: points must be a list",
     }
     backend = load_backend("dramatiq", settings)
     with workers(backend, tmp_path, ["compute", "result"]):
@@ -69,10 +71,12 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
         "types": "InvalidArguments: x must be an int",
         "unknown": "'rq_impl.tasks.nope' is not a pipeline task",
         "shell": "'os.system' is not a pipeline task",
+        "chunk": "InvalidArguments: points[1]: y must be an int",
     }
     queue.enqueue_call("rq_impl.tasks.compute", args=(1,), job_id="arity")
     queue.enqueue_call("rq_impl.tasks.compute", args=("a", 2), job_id="types")
     queue.enqueue_call("rq_impl.tasks.nope", args=(1, 2), job_id="unknown")
+    queue.enqueue_call("rq_impl.tasks.compute_chunk", args=([[0, 1], [1, "b"]],), job_id="chunk")
     marker = tmp_path / "must-not-exist"
     queue.enqueue_call("os.system", args=(f"touch {marker}",), job_id="shell")
     backend = load_backend("rq", settings)

@@ -1,0 +1,101 @@
+"""Chunked mode: many grid points per message, each point still computed, stored and retried alone.
+
+Per message, a framework spends far more on a task's bookkeeping (a message, an ack, a job hash)
+than on ``x * y``. A chunk of k points pays that once for k points: the compute worker computes
+every point of the chunk and sends one result message per chunk; the result worker stores the
+whole chunk in one round trip (``ResultStore.put_many``, still ``HSETNX`` per point, so a
+redelivered chunk stores nothing twice). A point whose computation raises does not fail its
+chunk: it is sent again on its own, as a per-point ``compute`` message with the framework's usual
+retries and dead-letter queue, while the rest of the chunk goes on.
+
+Both adapters route a chunk like its per-point task: ``compute_chunk`` to the compute queue,
+``handle_results`` to the result queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+
+from shared.tasks import InvalidArguments, Point, compute, validate_point, validate_result
+
+#: Points per message unless told otherwise: large enough that per-message costs vanish next to
+#: the points' own, small enough that a chunk is a few kB of JSON and a redelivery redoes little.
+DEFAULT_CHUNK_SIZE = 100
+#: A chunk larger than this is refused: its JSON would pass ~200 kB and one redelivery redo it all.
+MAX_CHUNK_SIZE = 10_000
+
+Row = tuple[int, int, int]
+
+logger = logging.getLogger(__name__)
+
+
+def validate_chunk_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_CHUNK_SIZE:
+        raise InvalidArguments(f"chunk size must be an int in [1, {MAX_CHUNK_SIZE}], got {size!r:.40}")
+    return size
+
+
+def chunked(points: Iterable[Point], size: int = DEFAULT_CHUNK_SIZE) -> Iterator[list[Point]]:
+    """Consecutive lists of ``size`` points (the last one shorter)."""
+    validate_chunk_size(size)
+    it = iter(points)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _items(name: str, value: object) -> list[object]:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArguments(f"{name} must be a list, got {type(value).__name__} {value!r:.40}")
+    if not 1 <= len(value) <= MAX_CHUNK_SIZE:
+        raise InvalidArguments(f"{name} must hold 1 to {MAX_CHUNK_SIZE} items, got {len(value)}")
+    return list(value)
+
+
+def _pair(name: str, i: int, item: object, arity: int) -> tuple[object, ...]:
+    if not isinstance(item, (list, tuple)) or len(item) != arity:
+        raise InvalidArguments(f"{name}[{i}] must be a list of {arity} ints, got {item!r:.40}")
+    return tuple(item)
+
+
+def validate_chunk(points: object) -> list[Point]:
+    """The points of a ``compute_chunk`` message (JSON turns tuples into lists), or raise naming the
+    first bad one: a chunk is refused whole at submit, nothing of it is enqueued."""
+    checked = []
+    for i, item in enumerate(_items("points", points)):
+        x, y = _pair("points", i, item, 2)
+        try:
+            checked.append(validate_point(x, y))
+        except InvalidArguments as exc:
+            raise InvalidArguments(f"points[{i}]: {exc}") from None
+    return checked
+
+
+def validate_rows(rows: object) -> list[Row]:
+    """The (x, y, result) rows of a ``handle_results`` message, or raise naming the first bad one."""
+    checked = []
+    for i, item in enumerate(_items("rows", rows)):
+        x, y, result = _pair("rows", i, item, 3)
+        try:
+            checked.append(validate_result(x, y, result))
+        except InvalidArguments as exc:
+            raise InvalidArguments(f"rows[{i}]: {exc}") from None
+    return checked
+
+
+def compute_chunk(
+    points: Iterable[Point],
+    retry_point: Callable[[int, int], object],
+    fn: Callable[[int, int], int] = compute,
+) -> list[Row]:
+    """Compute every point; a point whose computation raises goes to ``retry_point`` (sent again on
+    its own) and the others still return. Returns the rows to hand to ``handle_results``."""
+    rows = []
+    for x, y in points:
+        try:
+            rows.append((x, y, fn(x, y)))
+        except Exception as exc:
+            logger.warning("compute(%d, %d) failed in a chunk, retrying it alone: %r", x, y, exc)
+            retry_point(x, y)
+    return rows
