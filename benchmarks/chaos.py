@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.faults import Scenario, Target
-from benchmarks.poison import PoisonPlan, PoisonTally, writer_for
+from benchmarks.poison import PoisonPlan, PoisonTally, unwrap, writer_for
 from benchmarks.stacks import Stack
 from shared.backend import Backend
 from shared.embedded import RedisServer
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.runner import start_workers
 from shared.settings import Settings
-from shared.tasks import Grid
+from shared.tasks import CPU_COST_ENV, Grid
 from shared.workers import WorkerGroup
 
 #: Our two paths must recover within this (issue #4's bar); the baselines are only reported.
@@ -47,6 +47,8 @@ class ChaosResult:
     pickle_file_created: bool
     workers_alive: bool
     required: bool  # our paths must pass; the baselines are reported beside them
+    #: Results already stored when the fault struck: below ``tasks``, or the run proved nothing.
+    stored_at_fault: int = 0
     note: str = ""
 
     @property
@@ -92,9 +94,9 @@ def _submit_with_poison(backend: Backend, grid: Grid, scenario: Scenario, marker
         return PoisonTally(accounted=None)
     queues = [active_table().queue_for(COMPUTE_TASK), active_table().queue_for(HANDLE_RESULT_TASK)]
     half = scenario.poison_per_queue // 2
-    tally = writer.inject(backend, PoisonPlan(queues, half, marker))
+    tally = writer.inject(unwrap(backend), PoisonPlan(queues, half, marker))
     backend.submit_many(points[: len(points) // 2])
-    rest = writer.inject(backend, PoisonPlan(queues, scenario.poison_per_queue - half, marker))
+    rest = writer.inject(unwrap(backend), PoisonPlan(queues, scenario.poison_per_queue - half, marker))
     backend.submit_many(points[len(points) // 2 :])
     tally.ids += rest.ids
     tally.injected += rest.injected
@@ -104,7 +106,7 @@ def _submit_with_poison(backend: Backend, grid: Grid, scenario: Scenario, marker
 def run_scenario(
     scenario: Scenario, stack: Stack, grid: Grid, log_dir: Path, compute_workers: int = 2
 ) -> ChaosResult:
-    required = stack.profile == "ours"
+    required = stack.ours
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         marker = Path(tmp) / "pickle-was-run"
         server = RedisServer(Path(tmp), args=list(scenario.redis_args))
@@ -121,6 +123,8 @@ def run_scenario(
                 "result": lambda: backend.worker_command([routing.queue_for(HANDLE_RESULT_TASK)]),
             }
             env = {**os.environ, "REDIS_URL": server.url}
+            if stack.chaos_cpu_cost_ms:
+                env[CPU_COST_ENV] = str(stack.chaos_cpu_cost_ms)
             with WorkerGroup(env, log_dir) as group:
                 start_workers(backend, group, compute_workers)
                 target = Target(group, server, commands)
@@ -128,7 +132,7 @@ def run_scenario(
                 deadline = time.monotonic() + STALL_S
                 while backend.store.count() < grid.size * FAULT_AT and time.monotonic() < deadline:
                     time.sleep(0.01)
-                fault_at = time.monotonic()
+                fault_at, stored_at_fault = time.monotonic(), backend.store.count()
                 scenario.fault(target)
                 last = _wait(backend, grid.size)
                 if tally is not None and tally.accounted is not None:
@@ -136,7 +140,7 @@ def run_scenario(
                     assert writer is not None
                     settle = time.monotonic() + 30
                     while True:
-                        writer.count(backend, tally)
+                        writer.count(unwrap(backend), tally)
                         if tally.accounted == tally.injected or time.monotonic() > settle:
                             break
                         time.sleep(0.2)
@@ -164,4 +168,5 @@ def run_scenario(
             pickle_file_created=marker.exists(),
             workers_alive=alive,
             required=required,
+            stored_at_fault=stored_at_fault,
         )

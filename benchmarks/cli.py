@@ -103,7 +103,14 @@ def render(results: Path) -> None:
     click.echo(results.parent / "report.md")
 
 
-CHAOS_STACKS = ("dramatiq ours", "rq ours", "celery-rabbitmq seed-defaults", "celery-rabbitmq tuned")
+CHAOS_STACKS = (
+    "dramatiq ours",
+    "dramatiq chunked",
+    "rq ours",
+    "rq chunked",
+    "celery-rabbitmq seed-defaults",
+    "celery-rabbitmq tuned",
+)
 
 
 @main.command()

@@ -191,6 +191,10 @@ WRITERS: dict[str, PoisonWriter] = {
 }
 
 
+def unwrap(backend: Backend) -> Backend:
+    """The adapter's own backend under a stock or chunked profile (``benchmarks.stacks.Wrapped``)."""
+    return getattr(backend, "inner", backend)
+
+
 def writer_for(backend: Backend) -> PoisonWriter | None:
-    inner = getattr(backend, "inner", backend)  # stock profiles wrap the same backend
-    return WRITERS.get(inner.name)
+    return WRITERS.get(unwrap(backend).name)

@@ -22,13 +22,14 @@ pytestmark = pytest.mark.slow
 GRID = Grid(20, 25)
 
 
-@pytest.mark.parametrize("stack_label", ["dramatiq ours", "rq ours"])
+@pytest.mark.parametrize("stack_label", ["dramatiq ours", "rq ours", "dramatiq chunked", "rq chunked"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_loses_nothing(scenario: Scenario, stack_label: str, tmp_path: Path) -> None:
     if scenario.poison_per_queue:
         scenario = dataclasses.replace(scenario, poison_per_queue=200)
     (stack,) = select([stack_label])
     result = run_scenario(scenario, stack, GRID, tmp_path)
+    assert result.stored_at_fault < GRID.size, "the fault struck after the run was over"
     logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(tmp_path.glob("*.log")))
     assert result.lost == 0, logs
     assert result.wrong == 0
