@@ -92,22 +92,23 @@ def scaling_lines(doc: dict[str, Any], path: Path) -> bool:
 
 
 def rss_soak(doc: dict[str, Any], path: Path) -> bool:
-    """Worker RSS against time over the soak, one line per stack and role (compute: largest worker)."""
+    """Worker RSS against time over the soak: a panel per stack (their runs last seconds to minutes),
+    a line per role (compute: the largest compute worker), one RSS scale."""
     runs = [r for r in doc["runs"] if r.get("rss_series")]
     if not runs:
         return False
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for i, run in enumerate(runs):  # a colour per stack, a line style per role
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs) + 1, 4), sharey=True, squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
         seconds = run["rss_series"]["seconds"]
         for role, curve in memory.by_role(run["rss_series"]).items():
-            style = "-" if role == "compute" else "--"
-            ax.plot(seconds, curve, style, color=f"C{i}", label=f"{run['stack']} {run['profile']} · {role}")
-    ax.set_xlabel("seconds since submit started")
-    ax.set_ylabel("RSS per worker, MB")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"worker RSS over {max(r['tasks'] for r in runs):,} tasks ({doc['created_utc'][:10]})")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+            ax.plot(seconds, curve, "-" if role == "compute" else "--", label=role)
+        ax.set_title(f"{run['stack']} {run['profile']}", fontsize=10)
+        ax.set_xlabel("seconds since submit started")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("RSS per worker, MB")
+    axes[0][0].set_ylim(bottom=0)
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"worker RSS over {max(r['tasks'] for r in runs):,} tasks ({doc['created_utc'][:10]})")
     _save(fig, path)
     return True
 

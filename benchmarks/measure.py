@@ -6,6 +6,7 @@ stops when the last result is stored (``shared.runner.wait_for_results``).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -119,7 +120,8 @@ class Sampler:
     ) -> None:
         self.pids = pids
         self.client = client
-        self.interval = min(interval, series.every) if series else interval
+        # With a series, sample at a whole fraction of its step so every kept sample is on schedule.
+        self.interval = series.every / math.ceil(series.every / interval) if series else interval
         self.series = series
         self.peak_rss = dict.fromkeys(pids, 0)
         self.redis_base = self.redis_peak = 0
@@ -134,10 +136,13 @@ class Sampler:
             self.peak_rss[pid] = max(self.peak_rss[pid], value)
         self.redis_peak = max(self.redis_peak, _used_memory(self.client))
         now = time.perf_counter() - self._started
-        # Kept on a fixed schedule (0, every, 2 every, ...): the curve does not drift with sampling lag.
-        if self.series and (keep or now >= self._next_keep):
+        # Kept on a fixed schedule (0, every, 2 every, ...), give or take half a sampling interval: the
+        # curve neither drifts with sampling lag nor keeps a burst of samples after a late one.
+        slack = self.interval / 2
+        if self.series and (keep or now + slack >= self._next_keep):
             self.series.add(now, rss)
-            self._next_keep = (now // self.series.every + 1) * self.series.every
+            while self._next_keep <= now + slack:
+                self._next_keep += self.series.every
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -168,8 +168,8 @@ def _memory_section(doc: dict[str, Any]) -> list[str]:
         f"Each worker's RSS (its whole process tree: the CLI and what it forks) sampled every {every:g} s "
         "from submit to the last result stored; `compute` is the largest compute worker. Growth is the "
         "median RSS of the last 10 % of samples against the median of the samples 10-20 % into the run "
-        f"(after warm-up); `flat` when every role's |growth| < {memory.FLAT_PCT:g} %, else `grows`. "
-        "The curve is `rss_soak.png`.",
+        f"(after warm-up); `flat` when every role's |growth| < {memory.FLAT_PCT:g} %, else `grows`; `-` "
+        f"when a run was too short for {memory.MIN_SAMPLES} samples. The curve is `rss_soak.png`.",
         "",
         *memory_table(doc),
     ]

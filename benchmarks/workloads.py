@@ -73,8 +73,10 @@ SOAK_NOTE = (
 )
 
 
-def soak(grid: Grid, stacks: tuple[str, ...] = SOAK_STACKS, rss_every: float = 1.0) -> Case:
+def soak(grid: Grid, stacks: tuple[str, ...] = SOAK_STACKS, rss_every: float = 0.25) -> Case:
     """One long closed-loop run per stack whose worker RSS is kept as a curve, to show it stays flat.
+    Samples every 0.25 s: chunked Dramatiq gets through 250,000 tasks in seconds, and the growth
+    figure needs ``memory.MIN_SAMPLES``; the slowest stack's few minutes make a few hundred samples.
     Its stall timeout is longer than the default: behind a 250,000-message backlog a pause of some
     seconds is slowness, not a hang, and a false stall would throw away the longest run."""
     return Case("soak", grid, repeats=1, only=stacks, rss_every=rss_every, stall_timeout=60.0, note=SOAK_NOTE)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from click.testing import CliRunner
 from rich.console import Console
 
 from benchmarks import memory, output, report, schema, stats
 from benchmarks.cli import main as bench_cli
 from benchmarks.harness import Harness, StackState
-from benchmarks.measure import RunRecord
+from benchmarks.measure import RunRecord, Sampler
 from benchmarks.stacks import STACKS, Stack, select
 from benchmarks.summary import summarize
 from benchmarks.workloads import PROFILES, SOAK_STACKS, Case, Profile, soak
@@ -141,6 +145,17 @@ def test_rss_series_per_role_and_peaks() -> None:
     assert set(memory.growth_by_role(doc) or {}) == {"compute", "result"}
     peaks = memory.peak_by_role(["compute", "compute", "result"], [3 * memory.MB, 7 * memory.MB, memory.MB])
     assert peaks == {"compute": 7.0, "result": 1.0}
+
+
+def test_sampler_keeps_rss_on_schedule(client: redis.Redis) -> None:
+    """This process as the 'worker': samples every 0.05 s, none bunched after a late one."""
+    series = memory.RssSeries(["compute"], every=0.05)
+    with Sampler([os.getpid()], client, series=series):
+        time.sleep(0.5)
+    steps = [b - a for a, b in itertools.pairwise(series.seconds[:-1])]  # the last one is kept at exit
+    assert series.seconds[0] < 0.05 and 6 <= len(series.seconds) <= 13
+    assert all(step >= 0.025 for step in steps), steps
+    assert all(sample[0] > 1 for sample in series.mb)  # MB, not bytes or zero
 
 
 def test_a_case_runs_only_on_the_stacks_it_names() -> None:
