@@ -44,7 +44,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _peak_rss(row: Row, suffix: str = "") -> str:
     """Peak RSS per worker, compute / result; older results only have the largest worker."""
     if f"peak_rss_compute_mb{suffix}" not in row:
-        return _num(row.get(f"peak_rss_mb{suffix}"))
+        largest = row.get(f"peak_rss_mb{suffix}")
+        return "-" if largest is None else f"{largest:,.0f} (largest)"
     return f"{_num(row[f'peak_rss_compute_mb{suffix}'])} / {_num(row[f'peak_rss_result_mb{suffix}'])}"
 
 
