@@ -9,8 +9,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use("Agg"): no display needed
+from matplotlib.figure import Figure
 
-from benchmarks import stats
+from benchmarks import memory, stats
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -37,9 +44,7 @@ def throughput_bars(doc: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("tasks/s (median, min-max)")
     ax.set_title(f"grid throughput, {doc['machine']['cores']} cores ({doc['created_utc'][:10]})")
     ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -60,9 +65,7 @@ def latency_cdf(doc: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("fraction of tasks")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -84,13 +87,38 @@ def scaling_lines(doc: dict[str, Any], path: Path) -> bool:
     ax.set_xlabel("compute workers")
     ax.set_ylabel("tasks/s (median)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
-CHARTS = {"throughput.png": throughput_bars, "latency_cdf.png": latency_cdf, "scaling.png": scaling_lines}
+def rss_soak(doc: dict[str, Any], path: Path) -> bool:
+    """Worker RSS against time over the soak: a panel per stack (their runs last seconds to minutes),
+    a line per role (compute: the largest compute worker), one RSS scale."""
+    runs = [r for r in doc["runs"] if r.get("rss_series")]
+    if not runs:
+        return False
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs) + 1, 4), sharey=True, squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        seconds = run["rss_series"]["seconds"]
+        for role, curve in memory.by_role(run["rss_series"]).items():
+            ax.plot(seconds, curve, "-" if role == "compute" else "--", label=role)
+        ax.set_title(f"{run['stack']} {run['profile']}", fontsize=10)
+        ax.set_xlabel("seconds since submit started")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("RSS per worker, MB")
+    axes[0][0].set_ylim(bottom=0)
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"worker RSS over {max(r['tasks'] for r in runs):,} tasks ({doc['created_utc'][:10]})")
+    _save(fig, path)
+    return True
+
+
+CHARTS = {
+    "throughput.png": throughput_bars,
+    "latency_cdf.png": latency_cdf,
+    "scaling.png": scaling_lines,
+    "rss_soak.png": rss_soak,
+}
 
 
 def draw_all(doc: dict[str, Any], directory: Path) -> list[str]:

@@ -72,6 +72,13 @@ class Harness:
     def _repeats(self, case: Case) -> int:
         return case.repeats or self.profile.repeats
 
+    def planned(self, states: list[StackState]) -> int:
+        """Runs the progress bar counts: a warm-up per stack, then each case's repetitions on each
+        stack it runs on (``Case.only``)."""
+        warmups = len(states) * int(self.profile.warmup)
+        cases = self.profile.cases
+        return warmups + sum(self._repeats(c) * sum(c.runs_on(s.stack.label) for s in states) for c in cases)
+
     def _one(self, bar: Progress, state: StackState, case: Case, repeat: int, overall: Any) -> RunRecord:
         assert state.backend is not None
         label = f"{state.stack.label} · {case.workload} (w{case.compute_workers})"
@@ -117,7 +124,7 @@ class Harness:
         states = _prepare(self.stacks, self.settings)
         active = [s for s in states if s.backend is not None]
         cases = list(self.profile.cases)
-        total = len(active) * (sum(self._repeats(c) for c in cases) + int(self.profile.warmup))
+        total = self.planned(active)
         started = time.monotonic()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=self.console) as bar:
@@ -126,7 +133,7 @@ class Harness:
                 self._warm_up(bar, active, overall)
             for case in cases:
                 for repeat in range(1, self._repeats(case) + 1):
-                    for state in [s for s in active if s.backend is not None]:
+                    for state in [s for s in active if s.backend and case.runs_on(s.stack.label)]:
                         run_case_for = case.sliced() if state.sliced else case
                         self.runs.append(self._one(bar, state, run_case_for, repeat, overall))
         return self.document(states, cases, time.monotonic() - started)
@@ -136,6 +143,7 @@ class Harness:
         sliced = {s.stack.key for s in states if s.sliced}
         ideal = {c.workload: c.ideal_throughput() for c in cases}
         workloads = list(dict.fromkeys((c.workload, c.compute_workers) for c in cases))
+        only = {(c.workload, c.compute_workers): c.only for c in cases if c.only is not None}
         return {
             "schema": SCHEMA_VERSION,
             "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -158,6 +166,10 @@ class Harness:
                         "cpu_cost_ms": c.cpu_cost_ms,
                         "rate_per_s": c.rate,
                         "repeats": self._repeats(c),
+                        "only": list(c.only) if c.only is not None else None,
+                        "rss_every_s": c.rss_every,
+                        "stall_timeout_s": c.stall_timeout,
+                        "note": c.note,
                     }
                     for c in cases
                 ],
@@ -165,5 +177,5 @@ class Harness:
             "settings": {"redis_url": self.settings.redacted_url},
             "stacks": [s.as_json() for s in states],
             "runs": run_rows(self.runs),
-            "summary": summarize(self.runs, skipped, workloads, ideal, sliced),
+            "summary": summarize(self.runs, skipped, workloads, ideal, sliced, only),
         }

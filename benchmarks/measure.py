@@ -6,17 +6,19 @@ stops when the last result is stored (``shared.runner.wait_for_results``).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
 
-from benchmarks import stats
+from benchmarks import memory, stats
 from benchmarks.workloads import Case
 from shared.backend import Backend
 from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
@@ -26,7 +28,7 @@ from shared.workers import WorkerGroup
 
 #: Hook between the last result and verification (the tests use it to lose a result on purpose).
 BeforeVerify = Callable[[Backend], None]
-MB = 1024 * 1024
+MB = memory.MB
 #: Seconds idle workers get for a warm shutdown after the clock stopped (Celery's solo pool and
 #: Dramatiq take several: not what is measured, so the rest are killed to keep the run short).
 STOP_GRACE = 3.0
@@ -54,9 +56,15 @@ class RunRecord:
     latency_ms: dict[str, float] | None = None
     cpu_s_per_1k: float | None = None
     peak_rss_mb: float | None = None
+    #: Peak RSS of the largest compute worker tree, and of the result worker tree.
+    peak_rss_compute_mb: float | None = None
+    peak_rss_result_mb: float | None = None
     redis_mem_delta_mb: float | None = None
     redelivered: int = 0
     latency_samples_ms: list[float] | None = field(default=None, repr=False)
+    #: Cases with ``rss_every``: the RSS curve (``memory.RssSeries.as_json``) and its growth per role.
+    rss_series: dict[str, Any] | None = field(default=None, repr=False)
+    rss_growth: dict[str, dict[str, float]] | None = None
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -98,22 +106,43 @@ def _used_memory(client: redis.Redis) -> int:
 
 
 class Sampler:
-    """Worker CPU between enter and exit; peak RSS per worker tree and Redis memory, sampled."""
+    """Worker CPU between enter and exit; peak RSS per worker tree and Redis memory, sampled.
 
-    def __init__(self, pids: list[int], client: redis.Redis, interval: float = 0.2) -> None:
+    With ``series``, the RSS of every tree is also kept every ``series.every`` s: the soak's curve.
+    """
+
+    def __init__(
+        self,
+        pids: list[int],
+        client: redis.Redis,
+        interval: float = 0.2,
+        series: memory.RssSeries | None = None,
+    ) -> None:
         self.pids = pids
         self.client = client
-        self.interval = interval
+        # With a series, sample at a whole fraction of its step so every kept sample is on schedule.
+        self.interval = series.every / math.ceil(series.every / interval) if series else interval
+        self.series = series
         self.peak_rss = dict.fromkeys(pids, 0)
         self.redis_base = self.redis_peak = 0
         self.cpu_seconds = 0.0
+        self._started = self._next_keep = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
-    def _sample(self) -> None:
-        for pid in self.pids:
-            self.peak_rss[pid] = max(self.peak_rss[pid], _tree_rss(pid))
+    def _sample(self, keep: bool = False) -> None:
+        rss = [_tree_rss(pid) for pid in self.pids]
+        for pid, value in zip(self.pids, rss, strict=True):
+            self.peak_rss[pid] = max(self.peak_rss[pid], value)
         self.redis_peak = max(self.redis_peak, _used_memory(self.client))
+        now = time.perf_counter() - self._started
+        # Kept on a fixed schedule (0, every, 2 every, ...), give or take half a sampling interval: the
+        # curve neither drifts with sampling lag nor keeps a burst of samples after a late one.
+        slack = self.interval / 2
+        if self.series and (keep or now + slack >= self._next_keep):
+            self.series.add(now, rss)
+            while self._next_keep <= now + slack:
+                self._next_keep += self.series.every
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -122,13 +151,16 @@ class Sampler:
     def __enter__(self) -> Sampler:
         self._cpu_start = _cpu_snapshot(self.pids)
         self.redis_base = self.redis_peak = _used_memory(self.client)
+        self._started = time.perf_counter()
+        self._next_keep = 0.0
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self._sample(keep=True)
         end = _cpu_snapshot(self.pids)
         self.cpu_seconds = sum(v - self._cpu_start.get(k, 0.0) for k, v in end.items())
 
@@ -184,11 +216,12 @@ def run_case(
     record: RunRecord,
     case: Case,
     log_dir: Path,
-    stall_timeout: float = 20.0,
+    stall_timeout: float | None = None,
     progress: ProgressCallback | None = None,
     before_verify: BeforeVerify | None = None,
 ) -> RunRecord:
-    """Measure ``case`` on ``backend`` once and fill ``record``; never raises for a failed run."""
+    """Measure ``case`` on ``backend`` once and fill ``record``; never raises for a failed run.
+    ``stall_timeout`` overrides the case's."""
     log_dir.mkdir(parents=True, exist_ok=True)
     backend.purge()
     backend.store.clear()
@@ -198,7 +231,7 @@ def run_case(
     try:
         with WorkerGroup(env, log_dir) as group:
             start_workers(backend, group, case.compute_workers)
-            _measure(backend, record, case, group, stall_timeout, progress)
+            _measure(backend, record, case, group, stall_timeout or case.stall_timeout, progress)
             group.stop(timeout=STOP_GRACE)
     except WorkersFailed as exc:
         record.status, record.problems = "FAILED", str(exc).splitlines()[0]
@@ -219,7 +252,10 @@ def _measure(
 ) -> None:
     stored = StoredAt(backend.store) if not case.closed else None
     due: dict[bytes, float] = {}
-    with Sampler([w.process.pid for w in group.workers], backend.store.client) as sampler:
+    roles = [w.role for w in group.workers]
+    series = memory.RssSeries(roles, case.rss_every) if case.rss_every else None
+    pids = [w.process.pid for w in group.workers]
+    with Sampler(pids, backend.store.client, series=series) as sampler:
         if stored:
             stored.start()
         started = time.perf_counter()
@@ -238,6 +274,11 @@ def _measure(
     record.throughput = case.grid.size / record.seconds if record.seconds > 0 else 0.0
     record.cpu_s_per_1k = sampler.cpu_seconds / case.grid.size * 1000
     record.peak_rss_mb = max(sampler.peak_rss.values(), default=0) / MB
+    peaks = memory.peak_by_role(roles, [sampler.peak_rss[pid] for pid in pids])
+    record.peak_rss_compute_mb, record.peak_rss_result_mb = peaks.get("compute"), peaks.get("result")
+    if series:
+        record.rss_series = series.as_json()
+        record.rss_growth = memory.growth_by_role(record.rss_series)
     record.redis_mem_delta_mb = (sampler.redis_peak - sampler.redis_base) / MB
 
 

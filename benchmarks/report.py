@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import memory
+
 Row = dict[str, Any]
 
 
@@ -37,6 +39,14 @@ def _status(row: Row) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _peak_rss(row: Row, suffix: str = "") -> str:
+    """Peak RSS per worker, compute / result; older results only have the largest worker."""
+    if f"peak_rss_compute_mb{suffix}" not in row:
+        largest = row.get(f"peak_rss_mb{suffix}")
+        return "-" if largest is None else f"{largest:,.0f} (largest)"
+    return f"{_num(row[f'peak_rss_compute_mb{suffix}'])} / {_num(row[f'peak_rss_result_mb{suffix}'])}"
 
 
 def _closed(doc: dict[str, Any]) -> list[Row]:
@@ -74,7 +84,7 @@ def throughput_table(doc: dict[str, Any]) -> list[str]:
         "of ideal",
         "submit/s",
         "worker CPU s/1k",
-        "peak RSS MB/worker",
+        "peak RSS MB/worker (compute / result)",
         "Redis Δ MB",
         "status",
     ]
@@ -90,7 +100,7 @@ def throughput_table(doc: dict[str, Any]) -> list[str]:
             _pct(r.get("fraction_of_ideal")),
             _num(r.get("submit_rate_median")),
             _num(r.get("cpu_s_per_1k_median"), ".2f"),
-            _num(r.get("peak_rss_mb_max"), ".0f"),
+            _peak_rss(r, "_max"),
             _num(r.get("redis_mem_delta_mb_median"), ".1f"),
             _status(r),
         ]
@@ -114,6 +124,58 @@ def latency_table(doc: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def _soak_runs(doc: dict[str, Any]) -> list[Row]:
+    return [r for r in doc["runs"] if r.get("rss_series")]
+
+
+def _growth(run: Row, figure: str, fmt: str) -> str:
+    growth = run.get("rss_growth") or {}
+    cells = [format(growth[role][figure], fmt) if role in growth else "-" for role in ("compute", "result")]
+    return " / ".join(cells)
+
+
+def memory_table(doc: dict[str, Any]) -> list[str]:
+    """The soak: each stack's worker RSS at the start of the settled run and at its end."""
+    per_role = ("peak RSS MB/worker", "RSS MB at 10-20 %", "RSS MB in last 10 %", "growth %")
+    header = ["stack", "profile", "tasks", "seconds", *(f"{c} (compute / result)" for c in per_role)]
+    header += ["memory", "status"]
+    rows = [
+        [
+            r["stack"],
+            r["profile"],
+            f"{r['tasks']:,}",
+            _num(r["seconds"], ",.1f"),
+            _peak_rss(r),
+            _growth(r, "early_mb", ",.0f"),
+            _growth(r, "late_mb", ",.0f"),
+            _growth(r, "growth_pct", "+.1f"),
+            memory.verdict(r.get("rss_growth")),
+            r["status"] if not r["problems"] else f"{r['status']}: {r['problems']}",
+        ]
+        for r in _soak_runs(doc)
+    ]
+    return _table(header, rows)
+
+
+def _memory_section(doc: dict[str, Any]) -> list[str]:
+    runs = _soak_runs(doc)
+    if not runs:
+        return []
+    every = runs[0]["rss_series"]["every_s"]
+    return [
+        "",
+        f"## Memory over a {max(r['tasks'] for r in runs):,}-task run",
+        "",
+        f"Each worker's RSS (its whole process tree: the CLI and what it forks) sampled every {every:g} s "
+        "from submit to the last result stored; `compute` is the largest compute worker. Growth is the "
+        "median RSS of the last 10 % of samples against the median of the samples 10-20 % into the run "
+        f"(after warm-up); `flat` when every role's |growth| < {memory.FLAT_PCT:g} %, else `grows`; `-` "
+        f"when a run was too short for {memory.MIN_SAMPLES} samples. The curve is `rss_soak.png`.",
+        "",
+        *memory_table(doc),
+    ]
+
+
 def _latency_case(doc: dict[str, Any]) -> str:
     for case in doc["method"]["cases"]:
         if case["rate_per_s"]:
@@ -135,6 +197,14 @@ def _method(doc: dict[str, Any]) -> list[str]:
         "of each grid instead (marked `slice`). Latency is submit (scheduled time) → result stored, "
         "seen by polling the store every 1 ms.",
     ]
+    for case in m["cases"]:
+        if case.get("only"):
+            runs = case.get("repeats", m["repeats"])
+            lines.append("")
+            lines.append(
+                f"`{case['workload']}` ({case['tasks']:,} tasks, {runs} run(s)) runs only on "
+                f"{', '.join(f'`{label}`' for label in case['only'])}. {case.get('note', '')}".rstrip()
+            )
     return lines
 
 
@@ -161,6 +231,7 @@ def markdown(doc: dict[str, Any], charts: list[str]) -> str:
         f"## Latency ({_latency_case(doc)})",
         "",
         *latency_table(doc),
+        *_memory_section(doc),
     ]
     if problems := _problems(doc):
         lines += ["", "## Problems", "", *problems]

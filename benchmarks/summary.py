@@ -7,7 +7,7 @@ and the limit's run of the same repetition), then the median is taken.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -31,6 +31,10 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def _max(values: Sequence[float | None]) -> float | None:
+    return max((v for v in values if v is not None), default=None)
+
+
 def _latency(ok: Sequence[RunRecord]) -> dict[str, float] | None:
     rows = [r.latency_ms for r in ok if r.latency_ms]
     if not rows:
@@ -52,8 +56,10 @@ def summarize(
     workloads: Sequence[tuple[str, int]],
     ideal: dict[str, float | None],
     sliced: set[tuple[str, str]],
+    only: Mapping[tuple[str, int], Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Summary rows in run order; skipped stacks get a row per workload with their reason."""
+    """Summary rows in run order; skipped stacks get a row per workload with their reason, except
+    for workloads that name their stacks (``only``: stack labels) and would not have run there."""
     groups: dict[Key, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(_key(run), []).append(run)
@@ -93,12 +99,17 @@ def summarize(
                 "submit_rate_median": _median([r.submit_rate for r in ok]),
                 "latency_ms": _latency(ok),
                 "cpu_s_per_1k_median": _median([r.cpu_s_per_1k for r in ok]),
-                "peak_rss_mb_max": max((r.peak_rss_mb or 0.0 for r in ok), default=None),
+                "peak_rss_mb_max": _max([r.peak_rss_mb for r in ok]),
+                "peak_rss_compute_mb_max": _max([r.peak_rss_compute_mb for r in ok]),
+                "peak_rss_result_mb_max": _max([r.peak_rss_result_mb for r in ok]),
                 "redis_mem_delta_mb_median": _median([r.redis_mem_delta_mb for r in ok]),
             }
         )
+    only = only or {}
     for (stack, profile), reason in skipped.items():
         for workload, workers in workloads:
+            if (labels := only.get((workload, workers))) is not None and f"{stack} {profile}" not in labels:
+                continue
             rows.append(_skipped_row(stack, profile, workload, workers, reason))
     return rows
 
@@ -116,6 +127,8 @@ def _skipped_row(stack: str, profile: str, workload: str, workers: int, reason: 
             "latency_ms",
             "cpu_s_per_1k_median",
             "peak_rss_mb_max",
+            "peak_rss_compute_mb_max",
+            "peak_rss_result_mb_max",
             "redis_mem_delta_mb_median",
         ]
     )

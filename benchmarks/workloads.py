@@ -25,10 +25,21 @@ class Case:
     rate: float | None = None
     #: Repetitions of this case, if not the profile's.
     repeats: int | None = None
+    #: Stack labels (``"rq chunked"``) this case runs on; None: every stack.
+    only: tuple[str, ...] | None = None
+    #: Seconds between kept RSS samples (the memory curve of a soak); None: peak RSS only.
+    rss_every: float | None = None
+    #: Seconds without a new result before the run is given up (and fails verification).
+    stall_timeout: float = 20.0
+    #: Why the case runs where it runs, for the report's method text.
+    note: str = ""
 
     @property
     def closed(self) -> bool:
         return self.rate is None
+
+    def runs_on(self, label: str) -> bool:
+        return self.only is None or label in self.only
 
     def sliced(self) -> Case:
         return self if not self.closed or self.grid.size <= SLICE.size else replace(self, grid=SLICE)
@@ -53,6 +64,24 @@ def latency(rate: float, seconds: int, repeats: int | None = None) -> Case:
     return Case("latency", Grid(seconds, int(rate)), rate=rate, repeats=repeats)
 
 
+#: The soak's stacks: the project's own paths that get through 250,000 tasks in minutes.
+SOAK_STACKS = ("dramatiq ours", "dramatiq chunked", "rq chunked")
+SOAK_NOTE = (
+    "`rq ours` (one RQ job per point) is left out: at 150-300 tasks/s here 250,000 tasks would take "
+    "15-30 minutes; its peak RSS is reported on every other workload. The stock profiles, the Celery "
+    "baselines and the Redis limit probe are comparisons, not the pipeline whose memory is in question."
+)
+
+
+def soak(grid: Grid, stacks: tuple[str, ...] = SOAK_STACKS, rss_every: float = 0.25) -> Case:
+    """One long closed-loop run per stack whose worker RSS is kept as a curve, to show it stays flat.
+    Samples every 0.25 s: chunked Dramatiq gets through 250,000 tasks in seconds, and the growth
+    figure needs ``memory.MIN_SAMPLES``; the slowest stack's few minutes make a few hundred samples.
+    Its stall timeout is longer than the default: behind a 250,000-message backlog a pause of some
+    seconds is slowness, not a hang, and a false stall would throw away the longest run."""
+    return Case("soak", grid, repeats=1, only=stacks, rss_every=rss_every, stall_timeout=60.0, note=SOAK_NOTE)
+
+
 PROFILES: dict[str, Profile] = {
     # Latency runs once per stack here: its percentiles already pool 200 samples.
     "quick": Profile("quick", (Case("grid", Grid(50, 50)), latency(20, 10, repeats=1)), repeats=3),
@@ -65,6 +94,7 @@ PROFILES: dict[str, Profile] = {
             Case("grid-large", Grid(250, 100)),
             Case("cpu", Grid(40, 25), cpu_cost_ms=5.0),
             latency(20, 30),
+            soak(Grid(500, 500)),
         ),
         repeats=3,
     ),

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from click.testing import CliRunner
 from rich.console import Console
 
-from benchmarks import output, report, schema, stats
+from benchmarks import memory, output, report, schema, stats
 from benchmarks.cli import main as bench_cli
-from benchmarks.harness import Harness
-from benchmarks.measure import RunRecord
+from benchmarks.harness import Harness, StackState
+from benchmarks.measure import RunRecord, Sampler
 from benchmarks.stacks import STACKS, Stack, select
 from benchmarks.summary import summarize
-from benchmarks.workloads import PROFILES
+from benchmarks.workloads import PROFILES, SOAK_STACKS, Case, Profile, soak
 from shared.backend import Backend
 from shared.embedded import free_port
 from shared.routing import SEED_TABLE, load_celeryconfig
 from shared.settings import Settings
+from shared.tasks import Grid
 
 QUIET = Console(quiet=True)
 
@@ -104,6 +110,110 @@ def test_summary_excludes_failed_runs_and_pairs_ratios() -> None:
     assert rows[("celery-rabbitmq", "seed-defaults")]["ratio_vs_celery_median"] == 1.0
 
 
+# --- memory: growth on known curves, the soak's stacks, the schema of the new fields --------------
+
+
+def test_flat_series_does_not_grow() -> None:
+    warm_up = [50.0, 80.0]  # the first 10 % of 20 samples: outside both windows
+    series = warm_up + [100.0, 102.0, 98.0, 101.0, 99.0, 100.0] * 3
+    growth = memory.growth(series)
+    # samples 2-3 (100, 102) against samples 18-19 (99, 100)
+    assert growth == {"early_mb": 101.0, "late_mb": 99.5, "growth_pct": -1.49}
+    assert memory.verdict({"compute": growth}) == "flat"
+
+
+def test_growing_series_grows_by_late_over_early_median() -> None:
+    series = [100.0 + i for i in range(100)]  # +1 MB per sample
+    growth = memory.growth(series)
+    # samples 10..19 (median 114.5) against samples 90..99 (median 194.5)
+    assert growth == {"early_mb": 114.5, "late_mb": 194.5, "growth_pct": pytest.approx(69.87, abs=0.01)}
+    assert memory.verdict({"compute": {"growth_pct": 0.0}, "result": growth}) == "grows"
+
+
+def test_too_short_a_series_has_no_growth_figure() -> None:
+    assert memory.growth([1.0] * (memory.MIN_SAMPLES - 1)) is None
+    assert memory.verdict(None) == "-"
+
+
+def test_rss_series_per_role_and_peaks() -> None:
+    series = memory.RssSeries(["compute", "compute", "result"], every=1.0)
+    for t in range(12):
+        series.add(t, [10 * memory.MB, (20 + t) * memory.MB, 5 * memory.MB])
+    doc = series.as_json()
+    assert memory.by_role(doc)["compute"][:3] == [20.0, 21.0, 22.0]  # the larger compute worker
+    assert memory.by_role(doc)["result"] == [5.0] * 12
+    assert set(memory.growth_by_role(doc) or {}) == {"compute", "result"}
+    peaks = memory.peak_by_role(["compute", "compute", "result"], [3 * memory.MB, 7 * memory.MB, memory.MB])
+    assert peaks == {"compute": 7.0, "result": 1.0}
+
+
+def test_sampler_keeps_rss_on_schedule(client: redis.Redis) -> None:
+    """This process as the 'worker': samples every 0.05 s, none bunched after a late one."""
+    series = memory.RssSeries(["compute"], every=0.05)
+    with Sampler([os.getpid()], client, series=series):
+        time.sleep(0.5)
+    steps = [b - a for a, b in itertools.pairwise(series.seconds[:-1])]  # the last one is kept at exit
+    assert series.seconds[0] < 0.05 and 6 <= len(series.seconds) <= 13
+    assert all(step >= 0.025 for step in steps), steps
+    assert all(sample[0] > 1 for sample in series.mb)  # MB, not bytes or zero
+
+
+def test_a_case_runs_only_on_the_stacks_it_names() -> None:
+    case = soak(Grid(10, 10), stacks=("rq chunked",))
+    assert case.runs_on("rq chunked") and not case.runs_on("rq ours")
+    assert Case("grid", Grid(2, 2)).runs_on("rq ours")
+    full = [c for c in PROFILES["full"].cases if c.workload == "soak"]
+    assert [(c.grid.size, c.repeats, c.only) for c in full] == [(250_000, 1, SOAK_STACKS)]
+    assert set(SOAK_STACKS) <= {s.label for s in STACKS}
+
+
+def test_progress_total_counts_a_named_case_only_on_its_stacks(settings: Settings) -> None:
+    profile = Profile("t", (Case("grid", Grid(2, 2), repeats=3), soak(Grid(2, 2), ("rq ours",))), repeats=1)
+    states = [StackState(s) for s in select(["rq"])]  # rq ours, rq stock, rq chunked
+    assert Harness(profile, [], settings, Path(), QUIET).planned(states) == 3 + 3 * 3 + 1
+
+
+def test_summary_skips_a_named_case_on_a_stack_it_never_names() -> None:
+    skipped = {("rq", "ours"): "down", ("rq", "chunked"): "down"}
+    only = {("soak", 2): ("rq chunked",)}
+    rows = summarize([], skipped, [("grid", 2), ("soak", 2)], {}, set(), only)
+    assert sorted((r["profile"], r["workload"]) for r in rows) == [
+        ("chunked", "grid"),
+        ("chunked", "soak"),
+        ("ours", "grid"),
+    ]
+
+
+def _doc_with(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": schema.SCHEMA_VERSION,
+        "created_utc": "2025-01-01T00:00:00Z",
+        "profile": "t",
+        "machine": {},
+        "method": {},
+        "stacks": [],
+        "runs": [run],
+        "summary": [],
+    }
+
+
+def test_schema_checks_the_rss_fields_when_present() -> None:
+    record = RunRecord("dramatiq", "ours", "soak", 4, 2, 1, "2x2", 0.0, None, peak_rss_compute_mb=40.0)
+    series = memory.RssSeries(["compute", "result"], every=1.0)
+    for t in range(10):
+        series.add(t, [40 * memory.MB, 30 * memory.MB])
+    record.rss_series = series.as_json()
+    record.rss_growth = memory.growth_by_role(record.rss_series)
+    run = asdict(record)
+    assert schema.problems(_doc_with(run)) == []
+    old = {k: v for k, v in run.items() if k not in schema.RUN_LATER}  # results from before the soak
+    assert schema.problems(_doc_with(old)) == []
+    broken = {**run, "rss_series": {**run["rss_series"], "mb": run["rss_series"]["mb"][:-1]}}
+    assert schema.problems(_doc_with(broken)) == ["runs[0].rss_series: 10 times, 9 samples of 2 workers"]
+    assert schema.problems(_doc_with({**run, "rss_growth": {"compute": {"growth_pct": 1.0}}}))
+    assert schema.problems(_doc_with({**run, "peak_rss_result_mb": "40"}))
+
+
 # --- the baseline's configuration -----------------------------------------------------------------
 
 
@@ -165,6 +275,40 @@ def test_smoke_run_of_every_stack_writes_a_valid_verified_report(settings: Setti
     assert table.exit_code == 0, table.output
     assert table.output == report.readme_table(written)
     assert "| redis-limit | probe |" in table.output
+
+
+@pytest.mark.slow
+def test_soak_case_keeps_an_rss_curve_on_its_stack_only(settings: Settings, tmp_path: Path) -> None:
+    """A 2,000-task soak on one stack, RSS kept every 0.05 s, and a grid case on the other stack only."""
+    tiny = soak(Grid(40, 50), stacks=("dramatiq ours",), rss_every=0.05)
+    grid = Case("grid", Grid(4, 4), only=("redis-limit probe",))
+    profile = Profile("soak-test", (grid, tiny), repeats=1, warmup=False)
+    stacks = select(["dramatiq ours", "redis-limit"])
+    doc = Harness(profile, stacks, settings, tmp_path, QUIET).run()
+    output.write(doc, tmp_path, root=None)
+
+    assert schema.problems(doc) == []
+    assert sorted((r["stack"], r["workload"]) for r in doc["runs"]) == [
+        ("dramatiq", "soak"),
+        ("redis-limit", "grid"),
+    ]
+    (run,) = [r for r in doc["runs"] if r["workload"] == "soak"]
+    assert run["status"] == "ok" and run["verified"] is True, run
+    series = run["rss_series"]
+    assert series["roles"] == ["compute", "compute", "result"]
+    assert len(series["seconds"]) >= memory.MIN_SAMPLES
+    assert series["seconds"] == sorted(series["seconds"]) and series["seconds"][0] < 0.05
+    assert all(mb > 0 for sample in series["mb"] for mb in sample)
+    assert set(run["rss_growth"]) == {"compute", "result"}
+    assert run["peak_rss_compute_mb"] > 0 and run["peak_rss_result_mb"] > 0
+    (other,) = [r for r in doc["runs"] if r["workload"] == "grid"]
+    assert other["rss_series"] is None and other["peak_rss_result_mb"] > 0
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Memory over a 2,000-task run" in markdown
+    assert "| dramatiq | ours | 2,000 |" in markdown
+    assert "runs only on `dramatiq ours`" in markdown
+    assert (tmp_path / "rss_soak.png").stat().st_size > 0
 
 
 def _lose_one_result(backend: Backend) -> None:
