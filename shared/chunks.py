@@ -21,8 +21,9 @@ from itertools import islice
 from shared.tasks import InvalidArguments, Point, compute, validate_point, validate_result
 
 #: Points per message unless told otherwise: large enough that per-message costs vanish next to
-#: the points' own, small enough that a chunk is a few kB of JSON and a redelivery redoes little.
-DEFAULT_CHUNK_SIZE = 100
+#: the points' own (on 25,000 points, RQ: 14k tasks/s at 50, 20k at 100, 39k at 250), small
+#: enough that a chunk is a few kB of JSON and a redelivery redoes little.
+DEFAULT_CHUNK_SIZE = 250
 #: A chunk larger than this is refused: its JSON would pass ~200 kB and one redelivery redo it all.
 MAX_CHUNK_SIZE = 10_000
 

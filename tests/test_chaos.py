@@ -14,7 +14,8 @@ import pytest
 
 from benchmarks.chaos import RECOVERY_LIMIT_S, run_scenario
 from benchmarks.faults import SCENARIOS, Scenario
-from benchmarks.stacks import select
+from benchmarks.stacks import Chunked, select
+from shared.backend import load_chunking_backend
 from shared.tasks import Grid
 
 pytestmark = pytest.mark.slow
@@ -28,6 +29,8 @@ def test_scenario_loses_nothing(scenario: Scenario, stack_label: str, tmp_path: 
     if scenario.poison_per_queue:
         scenario = dataclasses.replace(scenario, poison_per_queue=200)
     (stack,) = select([stack_label])
+    if stack.profile == "chunked":  # 10 chunks of 50, so the fault lands between and inside chunks
+        stack = dataclasses.replace(stack, make=lambda s: Chunked(load_chunking_backend(stack.stack, s), 50))
     result = run_scenario(scenario, stack, GRID, tmp_path)
     assert result.stored_at_fault < GRID.size, "the fault struck after the run was over"
     logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(tmp_path.glob("*.log")))

@@ -1,0 +1,180 @@
+"""The performance issue's targets, checked against one results document.
+
+Every figure comes from the same run (``make bench-full``), so the ratios compare stacks measured
+side by side. A target whose figures the document lacks (a quick run has no 25,000-task case) is
+"not measured", never "met".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import stats
+
+Row = dict[str, Any]
+
+OURS = ("ours", "chunked")
+PATHS = ("dramatiq", "rq")
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    stack: str
+    measured: str
+    met: bool | None  # None: the document has no figure for it
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "**not met**", None: "not measured"}[self.met]
+
+
+def _row(doc: dict[str, Any], stack: str, profile: str, workload: str, workers: int = 2) -> Row | None:
+    for row in doc["summary"]:
+        key = (row["stack"], row["profile"], row["workload"], row["compute_workers"])
+        if key == (stack, profile, workload, workers) and row["status"] == "ok":
+            return row
+    return None
+
+
+def _paired(doc: dict[str, Any], a: tuple[str, str], b: tuple[str, str]) -> float | None:
+    """Median over repetitions of a's grid throughput over b's, as every ratio in the report."""
+
+    def by_repeat(stack: str, profile: str) -> dict[int, float]:
+        return {
+            r["repeat"]: r["throughput"]
+            for r in doc["runs"]
+            if (r["stack"], r["profile"], r["workload"], r["compute_workers"]) == (stack, profile, "grid", 2)
+            and r["status"] == "ok"
+            and r["repeat"] > 0
+        }
+
+    return stats.paired_ratio_median(by_repeat(*a), by_repeat(*b))
+
+
+def _at_least(target: str, stack: str, value: float | None, bound: float, fmt: str) -> Check:
+    if value is None:
+        return Check(target, stack, "-", None)
+    return Check(target, stack, fmt.format(value), value >= bound)
+
+
+def _per_message(doc: dict[str, Any]) -> list[Check]:
+    def vs_celery(stack: str) -> float | None:
+        row = _row(doc, stack, "ours", "grid")
+        return row["ratio_vs_celery_median"] if row else None
+
+    return [
+        _at_least(
+            "per message: >= 2x stock Dramatiq",
+            "dramatiq ours",
+            _paired(doc, ("dramatiq", "ours"), ("dramatiq", "stock")),
+            2.0,
+            "{:.2f}x",
+        ),
+        _at_least(
+            "per message: >= 5x celery seed-defaults", "dramatiq ours", vs_celery("dramatiq"), 5.0, "{:.2f}x"
+        ),
+        _at_least(
+            "per message: >= 10x stock rq worker",
+            "rq ours",
+            _paired(doc, ("rq", "ours"), ("rq", "stock")),
+            10.0,
+            "{:.1f}x",
+        ),
+        _at_least("per message: >= 1x celery seed-defaults", "rq ours", vs_celery("rq"), 1.0, "{:.2f}x"),
+    ]
+
+
+def _chunked(doc: dict[str, Any]) -> list[Check]:
+    checks = []
+    for path in PATHS:
+        row = _row(doc, path, "chunked", "grid-large")
+        label = f"{path} chunked"
+        rate = row["throughput_median"] if row else None
+        fraction = row["fraction_of_limit"] if row else None
+        checks.append(
+            _at_least("chunked: >= 10,000 tasks/s on 25,000 tasks", label, rate, 10_000, "{:,.0f}/s")
+        )
+        checks.append(
+            _at_least("chunked: >= 30% of redis-limit (25,000 tasks)", label, fraction, 0.30, "{:.0%}")
+        )
+    return checks
+
+
+def _latency(doc: dict[str, Any]) -> list[Check]:
+    checks = []
+    for path in PATHS:
+        row = _row(doc, path, "ours", "latency")
+        lat = row["latency_ms"] if row else None
+        label = f"{path} ours"
+        if not lat:
+            checks.append(Check("latency at 20/s: p50 <= 3 ms, p99 <= 10 ms", label, "-", None))
+            continue
+        met = lat["p50"] <= 3.0 and lat["p99"] <= 10.0
+        measured = f"p50 {lat['p50']:.1f} / p99 {lat['p99']:.1f} ms"
+        checks.append(Check("latency at 20/s: p50 <= 3 ms, p99 <= 10 ms", label, measured, met))
+    return checks
+
+
+def _per_stack(
+    doc: dict[str, Any],
+    target: str,
+    workload: str,
+    value: Callable[[Row], float | None],
+    ok: Callable[[float], bool],
+    fmt: str,
+) -> list[Check]:
+    checks = []
+    for path in PATHS:
+        for profile in OURS:
+            row = _row(doc, path, profile, workload)
+            figure = value(row) if row else None
+            label = f"{path} {profile}"
+            checks.append(
+                Check(target, label, "-", None)
+                if figure is None
+                else Check(target, label, fmt.format(figure), ok(figure))
+            )
+    return checks
+
+
+def evaluate(doc: dict[str, Any]) -> list[Check]:
+    """Every target of the performance issue, on the stacks it names."""
+    return [
+        *_per_message(doc),
+        *_chunked(doc),
+        *_latency(doc),
+        *_per_stack(
+            doc,
+            "idle worker: <= 20 Redis commands/s",
+            "idle",
+            lambda r: r.get("idle_commands_per_s"),
+            lambda v: v <= 20.0,
+            "{:.1f}/s",
+        ),
+        *_per_stack(
+            doc,
+            "cpu workload (5 ms/task): >= 90% of ideal",
+            "cpu",
+            lambda r: r["fraction_of_ideal"],
+            lambda v: v >= 0.90,
+            "{:.0%}",
+        ),
+        *_per_stack(
+            doc,
+            "bulk submit: >= 20,000 tasks/s",
+            "submit",
+            lambda r: r["submit_rate_median"],
+            lambda v: v >= 20_000,
+            "{:,.0f}/s",
+        ),
+    ]
+
+
+def table(doc: dict[str, Any]) -> list[str]:
+    """Markdown lines: one row per target and stack."""
+    lines = ["| target | stack | measured | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c.target} | {c.stack} | {c.measured} | {c.verdict} |" for c in evaluate(doc)]
+    return lines
