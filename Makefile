@@ -20,11 +20,11 @@ demo: install  ## run the seed's 50x50 grid on Dramatiq, then on RQ
 hosts: install  ## Redis, compute and result workers on separate network namespaces (root): both backends, then a host cut mid-run
 	$(BIN)/python -m benchmarks.hosts
 
-bench: install  ## quick profile (< 8 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s
+bench: install  ## quick profile (~8 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s, bulk submit
 	$(BIN)/python -m benchmarks run --profile quick
 	$(BIN)/python -m benchmarks update-readme
 
-bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU tasks, latency 30 s, x3
+bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU tasks, latency 30 s, bulk submit, idle workers, 250,000-task soak
 	$(BIN)/python -m benchmarks run --profile full
 	$(BIN)/python -m benchmarks update-readme
 

@@ -200,6 +200,7 @@ def update_readme(readme: Path) -> None:
     sources = {
         "bench-table": (output.RESULTS / "latest.json", lambda doc: report.readme_table(doc)),
         "chaos-table": (output.RESULTS / "latest-chaos.json", chaos_report.readme_table),
+        "targets-table": (output.RESULTS / "latest.json", report.readme_targets),
     }
     for tag, (path, render) in sources.items():
         if not path.exists() or f"<!-- /{tag} -->" not in text:

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import redis
 
-from benchmarks import memory, stats
+from benchmarks import idle, memory, stats
 from benchmarks.workloads import Case
 from shared.backend import Backend
 from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
@@ -65,6 +65,8 @@ class RunRecord:
     #: Cases with ``rss_every``: the RSS curve (``memory.RssSeries.as_json``) and its growth per role.
     rss_series: dict[str, Any] | None = field(default=None, repr=False)
     rss_growth: dict[str, dict[str, float]] | None = None
+    #: Idle cases: Redis commands per second per idle worker.
+    idle_commands_per_s: float | None = None
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -225,12 +227,19 @@ def run_case(
     log_dir.mkdir(parents=True, exist_ok=True)
     backend.purge()
     backend.store.clear()
+    if case.mode == "submit":
+        return _submit_only(backend, record, case)
     env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
     if case.cpu_cost_ms:
         env[CPU_COST_ENV] = str(case.cpu_cost_ms)
     try:
         with WorkerGroup(env, log_dir) as group:
             start_workers(backend, group, case.compute_workers)
+            if case.mode == "idle":
+                client, workers = backend.store.client, len(group.workers)
+                record.idle_commands_per_s = idle.commands_per_second(client, workers, case.idle_window)
+                record.verified = True  # nothing was submitted, so nothing can be missing
+                return record
             _measure(backend, record, case, group, stall_timeout or case.stall_timeout, progress)
             group.stop(timeout=STOP_GRACE)
     except WorkersFailed as exc:
@@ -239,6 +248,22 @@ def run_case(
     if before_verify:
         before_verify(backend)
     _judge(record, backend.store.verify(case.grid))
+    return record
+
+
+def _submit_only(backend: Backend, record: RunRecord, case: Case) -> RunRecord:
+    """Time the producer alone: ``submit_many`` of the grid with no worker consuming, then drop it.
+    Verified when every point was accepted and the queues hold messages afterwards."""
+    started = time.perf_counter()
+    submitted = backend.submit_many(case.grid.points())
+    record.seconds = time.perf_counter() - started
+    record.submit_rate = record.throughput = case.grid.size / max(record.seconds, 1e-9)
+    waiting = sum(backend.queue_depths().values())
+    backend.purge()
+    record.verified = submitted == case.grid.size and waiting > 0
+    if not record.verified:
+        record.status = "FAILED"
+        record.problems = f"{submitted} of {case.grid.size} points submitted, {waiting} messages waiting"
     return record
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import memory
+from benchmarks import idle, memory, targets
 
 Row = dict[str, Any]
 
@@ -50,7 +50,35 @@ def _peak_rss(row: Row, suffix: str = "") -> str:
 
 
 def _closed(doc: dict[str, Any]) -> list[Row]:
-    return [r for r in doc["summary"] if r["workload"] != "latency"]
+    return [r for r in doc["summary"] if r["workload"] not in ("latency", "idle")]
+
+
+def idle_table(doc: dict[str, Any]) -> list[str]:
+    rows = [
+        [r["stack"], r["profile"], _num(r.get("idle_commands_per_s"), ".1f"), _status(r)]
+        for r in doc["summary"]
+        if r["workload"] == "idle"
+    ]
+    return _table(["stack", "profile", "Redis commands/s per idle worker", "status"], rows) if rows else []
+
+
+def _idle_section(doc: dict[str, Any]) -> list[str]:
+    table = idle_table(doc)
+    if not table:
+        return []
+    return [
+        "",
+        "## Idle workers",
+        "",
+        "2 compute + 1 result worker with nothing to do; every command Redis executed over "
+        f"{idle.WINDOW_S:g} s (`INFO commandstats`, commands inside Lua scripts included), per worker.",
+        "",
+        *table,
+    ]
+
+
+def targets_section(doc: dict[str, Any]) -> list[str]:
+    return ["", "## The performance issue's targets", "", *targets.table(doc)]
 
 
 def _latency_rows(doc: dict[str, Any]) -> list[Row]:
@@ -231,7 +259,9 @@ def markdown(doc: dict[str, Any], charts: list[str]) -> str:
         f"## Latency ({_latency_case(doc)})",
         "",
         *latency_table(doc),
+        *_idle_section(doc),
         *_memory_section(doc),
+        *targets_section(doc),
     ]
     if problems := _problems(doc):
         lines += ["", "## Problems", "", *problems]
@@ -286,3 +316,13 @@ def readme_table(doc: dict[str, Any]) -> str:
         f"every run verified; latency: {_latency_case(doc)}) on {machine_line(doc)}."
     )
     return "\n".join([*_table(header, rows), "", note]) + "\n"
+
+
+def readme_targets(doc: dict[str, Any]) -> str:
+    """The README's targets table, with the run it was checked against."""
+    return (
+        "\n".join(
+            [*targets.table(doc), "", f"Checked against `{doc['profile']}` run of {doc['created_utc']}."]
+        )
+        + "\n"
+    )

@@ -57,10 +57,12 @@ RUN_LATER: dict[str, tuple[type, ...]] = {
     "peak_rss_result_mb": OPT_NUM,
     "rss_series": (dict, type(None)),
     "rss_growth": (dict, type(None)),
+    "idle_commands_per_s": OPT_NUM,
 }
 SUMMARY_LATER: dict[str, tuple[type, ...]] = {
     "peak_rss_compute_mb_max": OPT_NUM,
     "peak_rss_result_mb_max": OPT_NUM,
+    "idle_commands_per_s": OPT_NUM,
 }
 GROWTH_KEYS = {"early_mb", "late_mb", "growth_pct"}
 STACK: dict[str, tuple[type, ...]] = {"stack": (str,), "profile": (str,), "status": (str,)}

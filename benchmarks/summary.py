@@ -103,6 +103,7 @@ def summarize(
                 "peak_rss_compute_mb_max": _max([r.peak_rss_compute_mb for r in ok]),
                 "peak_rss_result_mb_max": _max([r.peak_rss_result_mb for r in ok]),
                 "redis_mem_delta_mb_median": _median([r.redis_mem_delta_mb for r in ok]),
+                "idle_commands_per_s": _median([r.idle_commands_per_s for r in ok]),
             }
         )
     only = only or {}

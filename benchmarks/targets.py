@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import stats
+from benchmarks import memory, stats
 
 Row = dict[str, Any]
 
@@ -140,6 +140,21 @@ def _per_stack(
     return checks
 
 
+def _memory(doc: dict[str, Any]) -> list[Check]:
+    """Each soak run: worker RSS flat from 10-20 % of the run to its end (``benchmarks.memory``)."""
+    checks = []
+    for run in doc["runs"]:
+        if not run.get("rss_series"):
+            continue
+        growth = run.get("rss_growth") or {}
+        verdict = memory.verdict(growth)
+        measured = ", ".join(f"{role} {g['growth_pct']:+.1f} %" for role, g in growth.items()) or "too short"
+        label = f"{run['stack']} {run['profile']}"
+        met = None if verdict == "-" or run["status"] != "ok" else verdict == "flat"
+        checks.append(Check(f"RSS flat over {run['tasks']:,} tasks", label, measured, met))
+    return checks or [Check("RSS flat over 250,000 tasks", "-", "-", None)]
+
+
 def evaluate(doc: dict[str, Any]) -> list[Check]:
     """Every target of the performance issue, on the stacks it names."""
     return [
@@ -170,6 +185,7 @@ def evaluate(doc: dict[str, Any]) -> list[Check]:
             lambda v: v >= 20_000,
             "{:,.0f}/s",
         ),
+        *_memory(doc),
     ]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Literal
 
+from benchmarks import idle
 from shared.tasks import Grid
 
 #: A stack slower than this in its warm-up runs ``SLICE`` instead of each grid (the report says so).
@@ -33,6 +35,11 @@ class Case:
     stall_timeout: float = 20.0
     #: Why the case runs where it runs, for the report's method text.
     note: str = ""
+    #: "run": workers process the grid. "submit": no workers, only the producer's submit of the
+    #: grid is timed (bulk submit). "idle": workers with nothing to do; Redis commands are counted.
+    mode: Literal["run", "submit", "idle"] = "run"
+    #: Idle cases: seconds over which the commands are counted.
+    idle_window: float = idle.WINDOW_S
 
     @property
     def closed(self) -> bool:
@@ -42,7 +49,10 @@ class Case:
         return self.only is None or label in self.only
 
     def sliced(self) -> Case:
-        return self if not self.closed or self.grid.size <= SLICE.size else replace(self, grid=SLICE)
+        """A slow stack's closed-loop runs use ``SLICE``; submit-only and idle runs are never sliced."""
+        if not self.closed or self.mode != "run" or self.grid.size <= SLICE.size:
+            return self
+        return replace(self, grid=SLICE)
 
     def ideal_throughput(self) -> float | None:
         """cores / cost: what the machine allows when every core only burns the task's CPU."""
@@ -82,9 +92,16 @@ def soak(grid: Grid, stacks: tuple[str, ...] = SOAK_STACKS, rss_every: float = 0
     return Case("soak", grid, repeats=1, only=stacks, rss_every=rss_every, stall_timeout=60.0, note=SOAK_NOTE)
 
 
+#: The producer alone: the grid-large points, submitted with no worker running (pipelined).
+BULK_SUBMIT = Case("submit", Grid(250, 100), mode="submit")
+#: Three workers (2 compute + 1 result) idle for ``idle.WINDOW_S``: commands per second per worker.
+IDLE = Case("idle", Grid(1, 1), repeats=1, mode="idle")
+
 PROFILES: dict[str, Profile] = {
     # Latency runs once per stack here: its percentiles already pool 200 samples.
-    "quick": Profile("quick", (Case("grid", Grid(50, 50)), latency(20, 10, repeats=1)), repeats=3),
+    "quick": Profile(
+        "quick", (Case("grid", Grid(50, 50)), latency(20, 10, repeats=1), BULK_SUBMIT), repeats=3
+    ),
     "full": Profile(
         "full",
         (
@@ -93,7 +110,9 @@ PROFILES: dict[str, Profile] = {
             Case("grid", Grid(50, 50), compute_workers=4),
             Case("grid-large", Grid(250, 100)),
             Case("cpu", Grid(40, 25), cpu_cost_ms=5.0),
-            latency(20, 30),
+            latency(20, 30, repeats=1),
+            BULK_SUBMIT,
+            IDLE,
             soak(Grid(500, 500)),
         ),
         repeats=3,
