@@ -34,8 +34,9 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import WorkerStatus
 
+from rq_impl.lifecycle import LeanLifecycle
 from rq_impl.tasks import ALLOWED_FUNCTIONS
 
 MAINTENANCE_SECONDS = 5
@@ -68,7 +69,7 @@ class PipelineJob(Job):
         return super().func
 
 
-class PipelineWorker(SimpleWorker):
+class PipelineWorker(LeanLifecycle):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (
