@@ -15,6 +15,13 @@ job recovery and our ops commands read what they always read, in two transaction
   the transaction: a dependent registered after it sees the job finished and enqueues itself,
   one registered before is found here and released by RQ's own ``enqueue_dependents``.
 
+Under load a third round trip goes too: the success transaction also claims the next job
+(``LMOVE`` to the intermediate queue + ``HGETALL``, one script: what RQ's ``BLMOVE`` and
+``Job.fetch`` do in two). The claim is skipped when a stop was requested or maintenance is due,
+so a claimed job waits microseconds, as after RQ's ``BLMOVE``; a worker that stops holding one
+hands it back to the head of its queue (``teardown``); one killed holding it leaves it in the
+intermediate queue, where maintenance finds it as it finds one left by ``BLMOVE``.
+
 Failures, retries and repeats keep RQ's code paths: they are rare and not worth a copy.
 """
 
@@ -38,12 +45,22 @@ from rq.worker import SimpleWorker, WorkerStatus
 #: round trip, between every two jobs; an idle worker is not affected either way).
 SUSPENSION_CHECK_SECONDS = 1.0
 
+#: KEYS: queue, its intermediate queue; ARGV: job key prefix. Non-blocking, so it may run inside
+#: a MULTI; returns false or {id, flat job hash}.
+CLAIM_SCRIPT = """
+local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if not id then return false end
+return {id, redis.call('HGETALL', ARGV[1] .. id)}
+"""
+
 
 class LeanLifecycle(SimpleWorker):
     """``SimpleWorker`` with RQ's per-job writes folded into two transactions."""
 
     _start_pipe: Pipeline | None = None
     _suspension_checked_at: float = -math.inf
+    #: A job claimed by the last success transaction: (queue, id, raw job hash).
+    _claimed: tuple[Queue, str, dict[bytes, bytes]] | None = None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -106,8 +123,13 @@ class LeanLifecycle(SimpleWorker):
             job._status = JobStatus.FINISHED
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
-            has_dependents = pipe.execute()[dependents_at]
-        if has_dependents:
+            claiming = self._may_claim()
+            if claiming:
+                self._queue_claim(pipe)
+            results = pipe.execute()
+        if claiming:
+            self._keep_claim(results[-1])
+        if results[dependents_at]:
             queue.enqueue_dependents(job)
         release_slot(job)
         self.log.info(
@@ -117,7 +139,65 @@ class LeanLifecycle(SimpleWorker):
             self.name,
         )
 
+    def _may_claim(self) -> bool:
+        """Claim ahead only where RQ itself uses BLMOVE (one queue), and only when the next
+        loop turn goes straight to the dequeue."""
+        return (
+            len(self._ordered_queues) == 1
+            and not self._stop_requested
+            and self._claimed is None
+            and not self.should_run_maintenance_tasks
+            and time.monotonic() - self._suspension_checked_at < SUSPENSION_CHECK_SECONDS
+            and self.get_redis_server_version() >= (6, 2, 0)
+        )
+
+    def _queue_claim(self, pipe: Pipeline) -> None:
+        queue = self._ordered_queues[0]
+        keys = (queue.key, queue.intermediate_queue_key)
+        pipe.eval(CLAIM_SCRIPT, 2, *keys, self.job_class.redis_job_namespace_prefix)
+
+    def _keep_claim(self, reply: Any) -> None:
+        if not reply:
+            return
+        job_id, flat = reply
+        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+        self._claimed = (self._ordered_queues[0], job_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    def _take_claim(self) -> tuple[Job, Queue] | None:
+        """The claimed job as RQ's dequeue_any returns it (None if its hash was gone: RQ skips
+        such an id too, and leaves it to the intermediate queue's cleanup)."""
+        claimed, self._claimed = self._claimed, None
+        if claimed is None:
+            return None
+        queue, job_id, data = claimed
+        if not data:
+            return None
+        queue = self.queue_class.from_queue_key(
+            queue.key,
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+            death_penalty_class=self.death_penalty_class,
+        )
+        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
+        job.restore(data)
+        return job, queue
+
+    def teardown(self) -> None:
+        # Stopping while holding a claimed job: give it back, to the head of its queue.
+        if self._claimed is not None:
+            queue, job_id, _ = self._claimed
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job_id)
+                pipe.lpush(queue.key, job_id)
+                pipe.execute()
+            self._claimed = None
+        super().teardown()
+
     def check_for_suspension(self, burst: bool) -> None:
+        # A claimed job runs first (it became due in between; the next turn checks).
+        if self._claimed is not None:
+            return
         if not burst and time.monotonic() - self._suspension_checked_at < SUSPENSION_CHECK_SECONDS:
             return
         self._suspension_checked_at = time.monotonic()
@@ -141,7 +221,8 @@ class LeanLifecycle(SimpleWorker):
                     self.run_maintenance_tasks()
                 if timeout is not None and idle_time_left is not None:
                     timeout = min(timeout, idle_time_left)
-                result = self.queue_class.dequeue_any(
+                result = self._take_claim() if self._claimed is not None else None
+                result = result or self.queue_class.dequeue_any(
                     self._ordered_queues,
                     timeout,
                     connection=self.connection,
