@@ -22,6 +22,8 @@ so a claimed job waits microseconds, as after RQ's ``BLMOVE``; a worker that sto
 hands it back to the head of its queue (``teardown``); one killed holding it leaves it in the
 intermediate queue, where maintenance finds it as it finds one left by ``BLMOVE``.
 
+A worker woken by ``BLMOVE`` reads its job and starts it in one transaction (rq_impl.prestart).
+
 Failures, retries and repeats keep RQ's code paths: they are rare and not worth a copy.
 """
 
@@ -40,6 +42,8 @@ from rq.queue import Queue
 from rq.rate_limit import release_slot
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
+
+from rq_impl.prestart import dequeue_and_start
 
 #: `rq suspend` is honoured within this many seconds while jobs keep coming (RQ checks, with a
 #: round trip, between every two jobs; an idle worker is not affected either way).
@@ -61,6 +65,14 @@ class LeanLifecycle(SimpleWorker):
     _suspension_checked_at: float = -math.inf
     #: A job claimed by the last success transaction: (queue, id, raw job hash).
     _claimed: tuple[Queue, str, dict[bytes, bytes]] | None = None
+    #: The execution of a job the dequeue already started (rq_impl.prestart).
+    _prestarted: Execution | None = None
+    _prestarted_id: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Queue key -> heartbeat TTL of its last job: what prestart assumes for the next one.
+        self._ttl_guess: dict[str, int] = {}
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -69,15 +81,25 @@ class LeanLifecycle(SimpleWorker):
             self.set_state(WorkerStatus.IDLE)
 
     def prepare_execution(self, job: Job) -> Execution:
+        started, self._prestarted = self._prestarted, None
+        if started is not None and started.job_id == job.id:
+            self._prestarted_id = job.id
+            return started
         # Queued here, sent with prepare_job_execution's writes: one transaction, not two.
         pipe = self.connection.pipeline()
-        execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=pipe, worker_name=self.name)
+        ttl = self.get_heartbeat_ttl(job)
+        self._ttl_guess[self.queue_class.redis_queue_namespace_prefix + job.origin] = ttl
+        execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
         self.executions[execution.id] = execution
         self.set_state(WorkerStatus.BUSY, pipeline=pipe)
         self._start_pipe = pipe
         return execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        if self._prestarted_id == job.id:  # started with its fetch
+            self._prestarted_id = None
+            self.procline(f"Processing {job.func_name} from {job.origin} since {time.time()}")
+            return
         pipe, self._start_pipe = self._start_pipe, None
         if pipe is None:  # called outside execute_job
             pipe = self.connection.pipeline()
@@ -143,12 +165,11 @@ class LeanLifecycle(SimpleWorker):
         """Claim ahead only where RQ itself uses BLMOVE (one queue), and only when the next
         loop turn goes straight to the dequeue."""
         return (
-            len(self._ordered_queues) == 1
+            self._single_queue()
             and not self._stop_requested
             and self._claimed is None
             and not self.should_run_maintenance_tasks
             and time.monotonic() - self._suspension_checked_at < SUSPENSION_CHECK_SECONDS
-            and self.get_redis_server_version() >= (6, 2, 0)
         )
 
     def _queue_claim(self, pipe: Pipeline) -> None:
@@ -182,6 +203,22 @@ class LeanLifecycle(SimpleWorker):
         job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
         job.restore(data)
         return job, queue
+
+    def _single_queue(self) -> bool:
+        """Where RQ itself dequeues with (B)LMOVE through the intermediate queue."""
+        return len(self._ordered_queues) == 1 and self.get_redis_server_version() >= (6, 2, 0)
+
+    def _dequeue(self, timeout: int | None) -> tuple[Job, Queue] | None:
+        if self._single_queue():
+            return dequeue_and_start(self, timeout)
+        return self.queue_class.dequeue_any(
+            self._ordered_queues,
+            timeout,
+            connection=self.connection,
+            job_class=self.job_class,
+            serializer=self.serializer,
+            death_penalty_class=self.death_penalty_class,
+        )
 
     def teardown(self) -> None:
         # Stopping while holding a claimed job: give it back, to the head of its queue.
@@ -222,14 +259,7 @@ class LeanLifecycle(SimpleWorker):
                 if timeout is not None and idle_time_left is not None:
                     timeout = min(timeout, idle_time_left)
                 result = self._take_claim() if self._claimed is not None else None
-                result = result or self.queue_class.dequeue_any(
-                    self._ordered_queues,
-                    timeout,
-                    connection=self.connection,
-                    job_class=self.job_class,
-                    serializer=self.serializer,
-                    death_penalty_class=self.death_penalty_class,
-                )
+                result = result or self._dequeue(timeout)
                 if result is not None:
                     job, queue = result
                     self.reorder_queues(reference_queue=queue)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from rq_impl import tasks
+from rq_impl import prestart, tasks
 from rq_impl.worker import PipelineWorker
 from shared.settings import Settings
 
@@ -77,3 +78,36 @@ def test_a_stopping_worker_hands_its_claimed_job_back(settings: Settings, client
     assert client.llen(compute.intermediate_queue_key) == 0
     assert compute.job_ids == [first.id, second.id]
     assert Job.fetch(first.id, client, serializer=JSONSerializer).get_status() == JobStatus.QUEUED
+
+
+def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.Redis) -> None:
+    compute = tasks.queue("compute", client)
+    client.rpush(compute.key, "ghost")  # an id whose job hash is gone
+    job = compute.enqueue_call(tasks.compute, args=(2, 2), **tasks.JOB_OPTIONS)
+    worker = _worker(client, "compute")
+    worker._ttl_guess[compute.key] = 99  # not this job's: its records are rewritten
+    dequeued = prestart.dequeue_and_start(worker, timeout=None)
+    assert dequeued is not None and dequeued[0].id == job.id
+    assert not client.exists("rq:job:ghost") and not client.exists("rq:executions:ghost")
+    assert client.llen(compute.intermediate_queue_key) == 0
+    assert job.get_status() == JobStatus.STARTED
+    (entry, expires_at), *_ = client.zrange(compute.started_job_registry.key, 0, -1, withscores=True)
+    assert entry.decode().startswith(f"{job.id}:")
+    assert expires_at - time.time() < worker.get_heartbeat_ttl(job) + 2
+
+
+def test_jobs_of_another_timeout_run_and_finish(settings: Settings, client: redis.Redis) -> None:
+    compute = tasks.queue("compute", client)
+    jobs = [
+        compute.enqueue_call(
+            tasks.compute, args=(i, 2), **{**tasks.JOB_OPTIONS, "timeout": 10 + 10 * (i % 2)}
+        )
+        for i in range(4)
+    ]
+    _worker(client, "compute").work(burst=True)
+    for job in jobs:
+        job.refresh()
+        assert job.get_status() == JobStatus.FINISHED
+        assert job.worker_name and job.started_at and job.ended_at
+    assert compute.started_job_registry.count == 0
+    assert client.llen("rq:queue:result") == 4
