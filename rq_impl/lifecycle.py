@@ -29,6 +29,7 @@ Failures, retries and repeats keep RQ's code paths: they are rare and not worth 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -279,6 +280,11 @@ class LeanLifecycle(SimpleWorker):
                     connection_wait_time,
                 )
                 time.sleep(connection_wait_time)
+                # A start that failed half-way (prestart) left this worker "busy": a busy worker
+                # ignores a stop request until its job ends, and there is no job.
+                with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    if self.get_state() != WorkerStatus.IDLE:
+                        self.set_state(WorkerStatus.IDLE)  # sets the local state first
                 connection_wait_time = min(
                     connection_wait_time * self.exponential_backoff_factor, self.max_connection_wait_time
                 )
