@@ -288,5 +288,9 @@ class LeanLifecycle(SimpleWorker):
                 connection_wait_time = min(
                     connection_wait_time * self.exponential_backoff_factor, self.max_connection_wait_time
                 )
-        self.heartbeat()
+        if result is None:
+            # Holding a job, no heartbeat here: PipelineWorker's raises StopRequested when a
+            # stop came in during BLMOVE, which would strand the job in the intermediate queue.
+            # The job's start carries a heartbeat; the stop is honoured right after the job.
+            self.heartbeat()
         return result

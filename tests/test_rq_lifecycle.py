@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
+import pytest
 import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -111,3 +113,25 @@ def test_jobs_of_another_timeout_run_and_finish(settings: Settings, client: redi
         assert job.worker_name and job.started_at and job.ended_at
     assert compute.started_job_registry.count == 0
     assert client.llen("rq:queue:result") == 4
+
+
+@pytest.mark.parametrize("prestart_known", [False, True])
+def test_a_stop_requested_while_waiting_lets_the_dequeued_job_run(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch, prestart_known: bool
+) -> None:
+    compute = tasks.queue("compute", client)
+    job = compute.enqueue_call(tasks.compute, args=(5, 5), **tasks.JOB_OPTIONS)
+    worker = _worker(client, "compute")
+    if prestart_known:
+        worker._ttl_guess[compute.key] = worker.get_heartbeat_ttl(job)
+    dequeue = worker._dequeue
+
+    def sigterm_during_blmove(timeout: int | None) -> Any:
+        worker.request_stop(signal.SIGTERM, None)  # what the handler does while BLMOVE waits
+        return dequeue(timeout)
+
+    monkeypatch.setattr(worker, "_dequeue", sigterm_during_blmove)
+    worker.work()
+    assert job.get_status() == JobStatus.FINISHED
+    assert client.llen(compute.intermediate_queue_key) == 0
+    assert client.llen("rq:queue:result") == 1
