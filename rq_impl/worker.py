@@ -4,7 +4,9 @@ RQ's defaults lose time or work when a worker dies: a SIGKILLed worker's job sta
 until its heartbeat expires (job timeout + 60 s) and the next maintenance pass (every 600 s)
 moves it to the failed registry. This worker, still driven by the stock CLI:
 
-- runs jobs in its own process (SimpleWorker: no fork per job; our jobs are pure functions);
+- runs jobs in its own process (SimpleWorker: no fork per job; our jobs are pure functions),
+  writing RQ's own per-job records in two transactions where RQ takes eleven round trips, and
+  claiming the next job inside the last one's success transaction (rq_impl.lifecycle);
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
@@ -34,8 +36,9 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import WorkerStatus
 
+from rq_impl.lifecycle import LeanLifecycle
 from rq_impl.tasks import ALLOWED_FUNCTIONS
 
 MAINTENANCE_SECONDS = 5
@@ -68,7 +71,7 @@ class PipelineJob(Job):
         return super().func
 
 
-class PipelineWorker(SimpleWorker):
+class PipelineWorker(LeanLifecycle):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (
