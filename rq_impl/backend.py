@@ -46,7 +46,7 @@ class RQBackend:
 
     def submit(self, x: int, y: int) -> None:
         x, y = validate_point(x, y)
-        self.compute_queue.enqueue_call(tasks.compute, args=(x, y), **tasks.JOB_OPTIONS)
+        tasks.enqueue(self.compute_queue, tasks.compute, x, y)
 
     def submit_many(self, points: Iterable[Point]) -> int:
         checked = [validate_point(x, y) for x, y in points]

@@ -16,6 +16,7 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from rq.decorators import job
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared import chunks, tasks
@@ -41,17 +42,27 @@ def queue(name: str, redis: Redis = connection) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
+def enqueue(target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -> Job:
+    """``target.enqueue_call`` with ``JOB_OPTIONS`` in one round trip: without a pipeline RQ sends
+    the queue's registration (``SADD rq:queues``) on its own first, ~0.3 ms more per job here."""
+    with target.connection.pipeline() as pipe:
+        enqueued = target.enqueue_call(fn, args=args, kwargs=kwargs, pipeline=pipe, **JOB_OPTIONS)
+        pipe.execute()
+    return enqueued
+
+
 def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[..., None]], Any]:
-    """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates before enqueueing."""
+    """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates, then enqueues in
+    one round trip (``enqueue``)."""
 
     def decorate(fn: Callable[..., None]) -> Any:
-        rq_job = job(queue(queue_name), connection=connection, **JOB_OPTIONS)(fn)
-        enqueue = rq_job.delay
+        target = queue(queue_name)
+        rq_job = job(target, connection=connection, **JOB_OPTIONS)(fn)
 
-        @wraps(enqueue)
-        def delay(*args: Any, **kwargs: Any) -> Any:
+        @wraps(rq_job.delay)
+        def delay(*args: Any, **kwargs: Any) -> Job:
             validator(*args, **kwargs)
-            return enqueue(*args, **kwargs)
+            return enqueue(target, fn, *args, **kwargs)
 
         rq_job.delay = delay
         return rq_job
