@@ -13,8 +13,10 @@ import dramatiq
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
 from dramatiq.middleware import Middleware, MiddlewareError, Retries, TimeLimit
 
+from dramatiq_impl.commit import Enqueue, GroupCommit
 from dramatiq_impl.consumer import PipelineConsumer
 from dramatiq_impl.middleware import (
+    CaptureSends,
     DeadLetterReasons,
     Heartbeat,
     RequeueOnShutdown,
@@ -60,6 +62,24 @@ class PipelineBroker(RedisBroker):
         self.held_ids: dict[str, set[str]] = {}
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
         self._maintenance = threading.local()
+        self.group_commit = GroupCommit(self.client, self.namespace, self.broker_id, WAKE_TOKENS - 1)
+        #: redis id of a message being processed -> the messages its actor sent, not yet written.
+        self.outboxes: dict[str, list[Enqueue]] = {}
+        self._capture = threading.local()
+
+    def begin_capture(self, redis_message_id: str | None) -> None:
+        """Hold back what this thread sends until the message it processes is acked (same round trip)."""
+        box: list[Enqueue] | None = None
+        if redis_message_id is not None:
+            box = self.outboxes[redis_message_id] = []
+        self._capture.box = box
+
+    def end_capture(self) -> None:
+        self._capture.box = None
+
+    def take_outbox(self, redis_message_id: str | None) -> list[Enqueue]:
+        """The sends held back for a message; its consumer writes them with (before) its ack."""
+        return self.outboxes.pop(redis_message_id, []) if redis_message_id is not None else []
 
     def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:
         super().add_middleware(middleware, **kwargs)
@@ -104,7 +124,10 @@ class PipelineBroker(RedisBroker):
 
     def do_enqueue(self, queue_name: str, redis_message_id: str, data: bytes, client: Any = None) -> None:
         """Dramatiq's enqueue (message into ``<queue>.msgs``, id onto the queue) plus a wake-up,
-        in one round trip."""
+        in one round trip; or, from an actor, held back to go with its message's ack."""
+        if client is None and (box := getattr(self._capture, "box", None)) is not None:
+            box.append((queue_name, redis_message_id, data))
+            return
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
         self.enqueue_script(keys=keys, args=[redis_message_id, data, WAKE_TOKENS - 1], client=client)
@@ -142,6 +165,7 @@ def build_broker(settings: Settings) -> PipelineBroker:
     validators: dict[str, Callable[..., Any]] = {"compute": validate_point, "handle_result": validate_result}
     middleware: list[Middleware] = [TimeLimit(), Retries()]
     middleware += [
+        CaptureSends(),
         ValidateArguments(validators),
         DeadLetterReasons(),
         Heartbeat(HEARTBEAT_TIMEOUT_MS / 1000 / 4),
