@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
 from dramatiq.middleware import Middleware, MiddlewareError, Retries, TimeLimit
 
-from dramatiq_impl.commit import Enqueue, GroupCommit
+from dramatiq_impl.commit import GroupCommit, Outbox
 from dramatiq_impl.consumer import PipelineConsumer
 from dramatiq_impl.middleware import (
     CaptureSends,
@@ -25,6 +25,8 @@ from dramatiq_impl.middleware import (
 from dramatiq_impl.presence import WorkerPresence
 from shared.connection import connect
 from shared.settings import Settings
+from shared.store import ResultStore
+from shared.store import _field as store_field
 from shared.tasks import validate_point, validate_result
 
 #: A worker silent this long is dead and its unacked messages go back to their queue.
@@ -63,23 +65,34 @@ class PipelineBroker(RedisBroker):
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
         self._maintenance = threading.local()
         self.group_commit = GroupCommit(self.client, self.namespace, self.broker_id, WAKE_TOKENS - 1)
-        #: redis id of a message being processed -> the messages its actor sent, not yet written.
-        self.outboxes: dict[str, list[Enqueue]] = {}
+        #: redis id of a message being processed -> what its actor sent or stored, not yet written.
+        self.outboxes: dict[str, Outbox] = {}
         self._capture = threading.local()
 
     def begin_capture(self, redis_message_id: str | None) -> None:
         """Hold back what this thread sends until the message it processes is acked (same round trip)."""
-        box: list[Enqueue] | None = None
+        box: Outbox | None = None
         if redis_message_id is not None:
-            box = self.outboxes[redis_message_id] = []
+            box = self.outboxes[redis_message_id] = Outbox()
         self._capture.box = box
 
     def end_capture(self) -> None:
         self._capture.box = None
 
-    def take_outbox(self, redis_message_id: str | None) -> list[Enqueue]:
-        """The sends held back for a message; its consumer writes them with (before) its ack."""
-        return self.outboxes.pop(redis_message_id, []) if redis_message_id is not None else []
+    def take_outbox(self, redis_message_id: str | None) -> Outbox | None:
+        """What was held back for a message; its consumer writes it with (before) its ack."""
+        return self.outboxes.pop(redis_message_id, None) if redis_message_id is not None else None
+
+    def defer_result(self, store: ResultStore, x: int, y: int, result: int) -> bool:
+        """From an actor: store the result with its message's ack (same script), True; else False.
+
+        Same writes as ``ResultStore.put`` (HSETNX + HINCRBY), applied atomically with the ack.
+        """
+        box: Outbox | None = getattr(self._capture, "box", None)
+        if box is None:
+            return False
+        box.rows.append((store.results_key, store.deliveries_key, store_field(x, y), result))
+        return True
 
     def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:
         super().add_middleware(middleware, **kwargs)
@@ -126,7 +139,7 @@ class PipelineBroker(RedisBroker):
         """Dramatiq's enqueue (message into ``<queue>.msgs``, id onto the queue) plus a wake-up,
         in one round trip; or, from an actor, held back to go with its message's ack."""
         if client is None and (box := getattr(self._capture, "box", None)) is not None:
-            box.append((queue_name, redis_message_id, data))
+            box.enqueues.append((queue_name, redis_message_id, data))
             return
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]

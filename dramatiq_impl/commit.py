@@ -21,15 +21,17 @@ from typing import Any
 import redis
 from dramatiq.errors import ConnectionClosed
 
-#: KEYS: namespace. ARGV: broker id, timestamp, last wake index to keep, number of enqueues, then
-#: (queue, redis id, data) per enqueue, then (queue, redis id) per ack.
+#: KEYS: namespace. ARGV: broker id, timestamp, last wake index to keep, number of enqueues, number
+#: of results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
+#: per result (ResultStore.put_many's HSETNX + HINCRBY), then (queue, redis id) per ack.
 COMMIT = """
 local ns = KEYS[1]
 local broker_id = ARGV[1]
 redis.call("zadd", ns .. ":__heartbeats__", ARGV[2], broker_id)
 local keep = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local i = 5
+local rows = tonumber(ARGV[5])
+local i = 6
 for _ = 1, n do
     local queue = ns .. ":" .. ARGV[i]
     redis.call("hset", queue .. ".msgs", ARGV[i + 1], ARGV[i + 2])
@@ -37,6 +39,11 @@ for _ = 1, n do
     redis.call("lpush", queue .. ".wake", "1")
     redis.call("ltrim", queue .. ".wake", 0, keep)
     i = i + 3
+end
+for _ = 1, rows do
+    redis.call("hsetnx", ARGV[i], ARGV[i + 2], ARGV[i + 3])
+    redis.call("hincrby", ARGV[i + 1], ARGV[i + 2], 1)
+    i = i + 4
 end
 local acks = ns .. ":__acks__." .. broker_id .. "."
 while i < #ARGV do
@@ -49,15 +56,30 @@ end
 
 #: (queue name, redis message id, encoded message)
 Enqueue = tuple[str, str, bytes]
+#: (results key, deliveries key, field, value): one ResultStore row
+Row = tuple[str, str, str, int]
 #: (queue name the message was fetched from, redis message id)
 Ack = tuple[str, str]
 
 
-class _Ticket:
-    __slots__ = ("acks", "done", "enqueues", "error")
+class Outbox:
+    """What an actor's message produced while it ran, written with the message's ack."""
 
-    def __init__(self, enqueues: list[Enqueue], acks: list[Ack]) -> None:
-        self.enqueues = enqueues
+    __slots__ = ("enqueues", "rows")
+
+    def __init__(self) -> None:
+        self.enqueues: list[Enqueue] = []
+        self.rows: list[Row] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.enqueues or self.rows)
+
+
+class _Ticket:
+    __slots__ = ("acks", "done", "error", "outbox")
+
+    def __init__(self, outbox: Outbox | None, acks: list[Ack]) -> None:
+        self.outbox = outbox
         self.acks = acks
         self.done = False
         self.error: BaseException | None = None
@@ -75,13 +97,13 @@ class GroupCommit:
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
-    def commit(self, enqueues: list[Enqueue], acks: list[Ack]) -> None:
-        """Write ``enqueues`` then ``acks``; return once they are in Redis.
+    def commit(self, outbox: Outbox | None, acks: list[Ack]) -> None:
+        """Write ``outbox`` then ``acks``; return once they are in Redis.
 
         Raises ConnectionClosed if Redis could not be reached: Dramatiq then retries the ack, and
         the message's sends with it (at worst written twice: the store dedups).
         """
-        ticket = _Ticket(enqueues, acks)
+        ticket = _Ticket(outbox, acks)
         with self._pending_lock:
             self._pending.append(ticket)
         with self._flush_lock:
@@ -96,13 +118,16 @@ class GroupCommit:
 
     def _flush(self, batch: list[_Ticket]) -> None:
         """One script call for the whole batch; marks every ticket done, with the error if any."""
-        args: list[Any] = [self.broker_id, int(time.time() * 1000), self.wake_keep, 0]
-        count = 0
-        for t in batch:
-            for enqueue in t.enqueues:
+        args: list[Any] = [self.broker_id, int(time.time() * 1000), self.wake_keep, 0, 0]
+        boxes = [t.outbox for t in batch if t.outbox]
+        for box in boxes:
+            for enqueue in box.enqueues:
                 args.extend(enqueue)
-                count += 1
-        args[3] = count
+            args[3] += len(box.enqueues)
+        for box in boxes:
+            for row in box.rows:
+                args.extend(row)
+            args[4] += len(box.rows)
         for t in batch:
             for ack in t.acks:
                 args.extend(ack)

@@ -85,15 +85,15 @@ class PipelineConsumer(_RedisConsumer):
             raise ConnectionClosed(exc) from None
 
     def ack(self, message: Any) -> None:
-        """Write the message's held-back sends and its ack through the group commit (one shared
-        round trip) instead of one ``dispatch.lua`` call each."""
+        """Write what the message's actor held back (sends, results) and its ack through the group
+        commit (one shared round trip) instead of one ``dispatch.lua`` call each."""
         redis_id = message.options.get("redis_message_id")
-        sends = self.broker.take_outbox(redis_id)
+        outbox = self.broker.take_outbox(redis_id)
         try:
-            self.broker.group_commit.commit(sends, [(self.queue_name, redis_id)] if redis_id else [])
+            self.broker.group_commit.commit(outbox, [(self.queue_name, redis_id)] if redis_id else [])
         except Exception:
-            if sends:  # Dramatiq retries the ack; the sends must go with it
-                self.broker.outboxes[redis_id] = sends
+            if outbox:  # Dramatiq retries the ack; what the actor produced must go with it
+                self.broker.outboxes[redis_id] = outbox
             raise
         finally:
             self.queued_message_ids.discard(message.message_id)
@@ -101,11 +101,11 @@ class PipelineConsumer(_RedisConsumer):
 
     def nack(self, message: Any) -> None:
         redis_id = message.options.get("redis_message_id")
-        if sends := self.broker.take_outbox(redis_id):  # what it sent before failing still goes out
+        if outbox := self.broker.take_outbox(redis_id):  # what it sent before failing still goes out
             try:
-                self.broker.group_commit.commit(sends, [])
+                self.broker.group_commit.commit(outbox, [])
             except Exception:
-                self.broker.outboxes[redis_id] = sends
+                self.broker.outboxes[redis_id] = outbox
                 raise
         super().nack(message)
         self.held.discard(redis_id)
