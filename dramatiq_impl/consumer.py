@@ -8,7 +8,8 @@
    1 s) when its queue is empty, so a message sent to an idle worker waits up to a second, and
    a busy consumer whose prefetch is full backs off the same way. This one blocks on the
    queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, so it
-   starts within a round trip, and sends about one command per second while idle.
+   starts within a round trip, and sends about one command per second while idle. After a fetch
+   that drained the queue it waits on that list instead of fetching again.
 3. Messages orphaned in this process's ack set: a fetch moves ids into the ack set in Redis; if
    the reply is lost (Redis restarted, connection cut) or the consumer is replaced after a
    connection error, nobody in this process will ever process or ack them, and the stock
@@ -21,7 +22,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
@@ -44,8 +47,13 @@ class PipelineConsumer(_RedisConsumer):
         self.wake_key = self.broker.wake_key(self.queue_name)
         self.idle_seconds = self.timeout / 1000
         self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
+        #: The last fetch found the queue empty: wait for a wake-up token before fetching again.
+        self.drained = False
+        self.fetch = self.broker._dispatch("fetch")  # what ``broker.do_fetch`` builds on each call
 
     def __next__(self) -> Any:
+        """Dramatiq's ``_RedisConsumer.__next__`` without its backoff sleeps, plus the three
+        safeguards above, and no second fetch when the last one drained the queue."""
         while True:
             now = time.monotonic()
             if now >= self.next_maintenance:
@@ -53,36 +61,53 @@ class PipelineConsumer(_RedisConsumer):
                 self.next_maintenance = now + MAINTENANCE_SECONDS
             if now >= self.next_reconcile:
                 self.reconcile()
-            # Decided before the call: a worker thread may ack meanwhile, and a consumer that was
-            # full (no fetch made) must not then block on the wake-up list with messages waiting.
-            full = self.outstanding_message_count >= self.prefetch
-            try:
-                message = super().__next__()
-            except DecodeError as exc:
-                self._dead_letter_undecodable(exc)
-                continue
-            except ConnectionClosed:
-                self.next_reconcile = 0.0
-                raise
-            if message is None:
-                self._idle(full)
-                return None
-            if "redis_message_id" not in message.options:
-                marker = message.message_id.encode()
-                found = [redis_id for redis_id, data in self._unacked() if marker in data]
-                message.options["redis_message_id"] = found[0] if found else None
-            if message.options["redis_message_id"]:
-                self.held.add(message.options["redis_message_id"])
-            return message
+            if self.message_cache:
+                data = self.message_cache.pop(0)
+                if data is None:  # as the stock consumer: an id whose message is gone
+                    continue
+                try:
+                    message = MessageProxy(Message.decode(data))
+                except DecodeError as exc:
+                    self._dead_letter_undecodable(exc)
+                    continue
+                self.queued_message_ids.add(message.message_id)
+                return self._hold(message)
+            room = self.prefetch - self.outstanding_message_count
+            if room > 0 and not self.drained:
+                try:
+                    self.message_cache = self.fetch(self.queue_name, room)
+                except redis.ConnectionError as exc:
+                    self.next_reconcile = 0.0
+                    raise ConnectionClosed(exc) from None
+                # Fewer than asked: the queue was empty. Wait on the wake-up list (every enqueue
+                # since then left a token) rather than spend a round trip on an empty fetch.
+                self.drained = len(self.message_cache) < room
+                if self.message_cache:
+                    continue
+            self._idle(full=room <= 0)
+            return None
+
+    def _hold(self, message: Any) -> Any:
+        if "redis_message_id" not in message.options:
+            marker = message.message_id.encode()
+            found = [redis_id for redis_id, data in self._unacked() if marker in data]
+            message.options["redis_message_id"] = found[0] if found else None
+        if message.options["redis_message_id"]:
+            self.held.add(message.options["redis_message_id"])
+        return message
 
     def _idle(self, full: bool) -> None:
         if full:
-            time.sleep(0.001)  # prefetch full: look again as soon as a worker thread acks
+            # Prefetch full: look again in a millisecond. Waking on every ack instead fetched one
+            # message per round trip under load (more commands per task, lower throughput).
+            time.sleep(0.001)
             return
         try:
             self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
         except Exception as exc:
+            self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
+        self.drained = False
 
     def ack(self, message: Any) -> None:
         """Write what the message's actor held back (sends, results) and its ack through the group
