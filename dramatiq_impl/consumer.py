@@ -31,6 +31,8 @@ from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq_impl.middleware import record_dead_letter_reason
 
 RECONCILE_SECONDS = 5.0
+#: Most free prefetch slots a consumer waits for before it fetches (see ``min_fetch``).
+MIN_FETCH = 8
 #: Sweep this queue for dead workers' messages this often (Dramatiq's "maintenance").
 MAINTENANCE_SECONDS = 1.0
 
@@ -49,6 +51,9 @@ class PipelineConsumer(_RedisConsumer):
         self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
         #: The last fetch found the queue empty: wait for a wake-up token before fetching again.
         self.drained = False
+        #: Fetch only once this many slots are free: under load, waiting a millisecond for a
+        #: few acks turns one-message fetches into batches (a quarter of the default prefetch).
+        self.min_fetch = max(1, min(self.prefetch // 4, MIN_FETCH))
         self.fetch = self.broker._dispatch("fetch")  # what ``broker.do_fetch`` builds on each call
 
     def __next__(self) -> Any:
@@ -73,7 +78,7 @@ class PipelineConsumer(_RedisConsumer):
                 self.queued_message_ids.add(message.message_id)
                 return self._hold(message)
             room = self.prefetch - self.outstanding_message_count
-            if room > 0 and not self.drained:
+            if room >= self.min_fetch and not self.drained:
                 try:
                     self.message_cache = self.fetch(self.queue_name, room)
                 except redis.ConnectionError as exc:
@@ -84,7 +89,7 @@ class PipelineConsumer(_RedisConsumer):
                 self.drained = len(self.message_cache) < room
                 if self.message_cache:
                     continue
-            self._idle(full=room <= 0)
+            self._idle(full=room < self.min_fetch)
             return None
 
     def _hold(self, message: Any) -> Any:
@@ -98,8 +103,8 @@ class PipelineConsumer(_RedisConsumer):
 
     def _idle(self, full: bool) -> None:
         if full:
-            # Prefetch full: look again in a millisecond. Waking on every ack instead fetched one
-            # message per round trip under load (more commands per task, lower throughput).
+            # Prefetch (nearly) full: look again in a millisecond. Waking on every ack instead
+            # fetched one message per round trip under load (more commands, lower throughput).
             time.sleep(0.001)
             return
         try:
