@@ -11,10 +11,12 @@ from uuid import uuid4
 
 import dramatiq
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
-from dramatiq.middleware import default_middleware
+from dramatiq.middleware import Middleware, MiddlewareError, Retries, TimeLimit
 
+from dramatiq_impl.commit import GroupCommit, Outbox
 from dramatiq_impl.consumer import PipelineConsumer
 from dramatiq_impl.middleware import (
+    CaptureSends,
     DeadLetterReasons,
     Heartbeat,
     RequeueOnShutdown,
@@ -24,6 +26,7 @@ from dramatiq_impl.presence import WorkerPresence
 from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
 from shared.settings import Settings
+from shared.store import ResultStore
 from shared.tasks import validate_point, validate_result
 
 #: A worker silent this long is dead and its unacked messages go back to their queue.
@@ -52,12 +55,77 @@ class PipelineBroker(RedisBroker):
     short timeout never reclaims messages from a worker that is merely slow.
     """
 
+    _hooks: dict[str, tuple[Callable[..., Any], ...]]
+
     def __init__(self, **kwargs: Any) -> None:
+        self._hooks = {}
         super().__init__(**kwargs)
         #: queue -> redis ids this process has handed to its workers and not yet acked.
         self.held_ids: dict[str, set[str]] = {}
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
         self._maintenance = threading.local()
+        self.group_commit = GroupCommit(self.client, self.namespace, self.broker_id, WAKE_TOKENS - 1)
+        #: redis id of a message being processed -> what its actor sent or stored, not yet written.
+        self.outboxes: dict[str, Outbox] = {}
+        self._capture = threading.local()
+
+    def begin_capture(self, redis_message_id: str | None) -> None:
+        """Hold back what this thread sends until the message it processes is acked (same round trip)."""
+        box: Outbox | None = None
+        if redis_message_id is not None:
+            box = self.outboxes[redis_message_id] = Outbox()
+        self._capture.box = box
+
+    def end_capture(self) -> None:
+        self._capture.box = None
+
+    def take_outbox(self, redis_message_id: str | None) -> Outbox | None:
+        """What was held back for a message; its consumer writes it with (before) its ack."""
+        return self.outboxes.pop(redis_message_id, None) if redis_message_id is not None else None
+
+    def defer_result(self, store: ResultStore, x: int, y: int, result: int) -> bool:
+        """From an actor: store the result with its message's ack (same script), True; else False.
+
+        Same writes as ``ResultStore.put`` (HSETNX + HINCRBY), applied atomically with the ack.
+        """
+        box: Outbox | None = getattr(self._capture, "box", None)
+        if box is None:
+            return False
+        box.rows.append(store.script_row(x, y, result))
+        return True
+
+    def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:
+        super().add_middleware(middleware, **kwargs)
+        self._hooks = {}
+
+    def _hooks_for(self, signal: str) -> tuple[Callable[..., Any], ...]:
+        """Bound hooks of the middleware that override ``signal`` (most are Middleware's no-ops)."""
+        hooks = self._hooks.get(signal)
+        if hooks is None:
+            default = getattr(Middleware, signal, None)
+            chain = self.middleware if signal.startswith("before_") else reversed(self.middleware)
+            hooks = tuple(getattr(m, signal) for m in chain if getattr(type(m), signal, None) is not default)
+            self._hooks[signal] = hooks
+        return hooks
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """As Broker.emit_before, calling only the middleware that handle the signal: the stock
+        loop calls every middleware's hook, ~12 no-op calls per signal, several signals per message."""
+        for hook in self._hooks_for("before_" + signal):
+            try:
+                hook(self, *args, **kwargs)
+            except MiddlewareError:
+                raise
+            except Exception:
+                self.logger.critical("Unexpected failure in before_%s of %r.", signal, hook, exc_info=True)
+
+    def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """As Broker.emit_after (reverse order), calling only the middleware that handle the signal."""
+        for hook in self._hooks_for("after_" + signal):
+            try:
+                hook(self, *args, **kwargs)
+            except Exception:
+                self.logger.critical("Unexpected failure in after_%s of %r.", signal, hook, exc_info=True)
 
     def request_maintenance(self) -> None:
         """Run Dramatiq's maintenance (reclaim dead workers' messages) on this thread's next call."""
@@ -69,7 +137,10 @@ class PipelineBroker(RedisBroker):
 
     def do_enqueue(self, queue_name: str, redis_message_id: str, data: bytes, client: Any = None) -> None:
         """Dramatiq's enqueue (message into ``<queue>.msgs``, id onto the queue) plus a wake-up,
-        in one round trip."""
+        in one round trip; or, from an actor, held back to go with its message's ack."""
+        if client is None and (box := getattr(self._capture, "box", None)) is not None:
+            box.enqueues.append((queue_name, redis_message_id, data))
+            return
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
         self.enqueue_script(keys=keys, args=[redis_message_id, data, WAKE_TOKENS - 1], client=client)
@@ -98,16 +169,21 @@ class PipelineBroker(RedisBroker):
 
 
 def build_broker(settings: Settings) -> PipelineBroker:
-    """A broker on ``settings.redis_url`` with the stock middleware plus validation, DLQ reasons
-    and the heartbeat; its client retries through Redis restarts (shared.connection)."""
+    """A broker on ``settings.redis_url`` with Retries and TimeLimit plus validation, DLQ reasons
+    and the heartbeat; its client retries through Redis restarts (shared.connection).
+
+    Dramatiq's other default middleware (AgeLimit, ShutdownNotifications, Callbacks, Pipelines)
+    serve actor options the pipeline never sets, and each costs hook calls on every message.
+    """
     validators: dict[str, Callable[..., Any]] = {
         "compute": validate_point,
         "handle_result": validate_result,
         "compute_chunk": validate_chunk,
         "handle_results": validate_rows,
     }
-    middleware = [m() for m in default_middleware]
+    middleware: list[Middleware] = [TimeLimit(), Retries()]
     middleware += [
+        CaptureSends(),
         ValidateArguments(validators),
         DeadLetterReasons(),
         Heartbeat(HEARTBEAT_TIMEOUT_MS / 1000 / 4),

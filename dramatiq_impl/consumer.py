@@ -8,7 +8,8 @@
    1 s) when its queue is empty, so a message sent to an idle worker waits up to a second, and
    a busy consumer whose prefetch is full backs off the same way. This one blocks on the
    queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, so it
-   starts within a round trip, and sends about one command per second while idle.
+   starts within a round trip, and sends about one command per second while idle. After a fetch
+   that drained the queue it waits on that list instead of fetching again.
 3. Messages orphaned in this process's ack set: a fetch moves ids into the ack set in Redis; if
    the reply is lost (Redis restarted, connection cut) or the consumer is replaced after a
    connection error, nobody in this process will ever process or ack them, and the stock
@@ -21,13 +22,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from dramatiq_impl.middleware import record_dead_letter_reason
 
 RECONCILE_SECONDS = 5.0
+#: Most free prefetch slots a consumer waits for before it fetches (see ``min_fetch``).
+MIN_FETCH = 8
 #: Sweep this queue for dead workers' messages this often (Dramatiq's "maintenance").
 MAINTENANCE_SECONDS = 1.0
 
@@ -44,8 +49,16 @@ class PipelineConsumer(_RedisConsumer):
         self.wake_key = self.broker.wake_key(self.queue_name)
         self.idle_seconds = self.timeout / 1000
         self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
+        #: The last fetch found the queue empty: wait for a wake-up token before fetching again.
+        self.drained = False
+        #: Fetch only once this many slots are free: under load, waiting a millisecond for a
+        #: few acks turns one-message fetches into batches (a quarter of the default prefetch).
+        self.min_fetch = max(1, min(self.prefetch // 4, MIN_FETCH))
+        self.fetch = self.broker._dispatch("fetch")  # what ``broker.do_fetch`` builds on each call
 
     def __next__(self) -> Any:
+        """Dramatiq's ``_RedisConsumer.__next__`` without its backoff sleeps, plus the three
+        safeguards above, and no second fetch when the last one drained the queue."""
         while True:
             now = time.monotonic()
             if now >= self.next_maintenance:
@@ -53,44 +66,79 @@ class PipelineConsumer(_RedisConsumer):
                 self.next_maintenance = now + MAINTENANCE_SECONDS
             if now >= self.next_reconcile:
                 self.reconcile()
-            # Decided before the call: a worker thread may ack meanwhile, and a consumer that was
-            # full (no fetch made) must not then block on the wake-up list with messages waiting.
-            full = self.outstanding_message_count >= self.prefetch
-            try:
-                message = super().__next__()
-            except DecodeError as exc:
-                self._dead_letter_undecodable(exc)
-                continue
-            except ConnectionClosed:
-                self.next_reconcile = 0.0
-                raise
-            if message is None:
-                self._idle(full)
-                return None
-            if "redis_message_id" not in message.options:
-                marker = message.message_id.encode()
-                found = [redis_id for redis_id, data in self._unacked() if marker in data]
-                message.options["redis_message_id"] = found[0] if found else None
-            if message.options["redis_message_id"]:
-                self.held.add(message.options["redis_message_id"])
-            return message
+            if self.message_cache:
+                data = self.message_cache.pop(0)
+                if data is None:  # as the stock consumer: an id whose message is gone
+                    continue
+                try:
+                    message = MessageProxy(Message.decode(data))
+                except DecodeError as exc:
+                    self._dead_letter_undecodable(exc)
+                    continue
+                self.queued_message_ids.add(message.message_id)
+                return self._hold(message)
+            room = self.prefetch - self.outstanding_message_count
+            if room >= self.min_fetch and not self.drained:
+                try:
+                    self.message_cache = self.fetch(self.queue_name, room)
+                except redis.ConnectionError as exc:
+                    self.next_reconcile = 0.0
+                    raise ConnectionClosed(exc) from None
+                # Fewer than asked: the queue was empty. Wait on the wake-up list (every enqueue
+                # since then left a token) rather than spend a round trip on an empty fetch.
+                self.drained = len(self.message_cache) < room
+                if self.message_cache:
+                    continue
+            self._idle(full=room < self.min_fetch)
+            return None
+
+    def _hold(self, message: Any) -> Any:
+        if "redis_message_id" not in message.options:
+            marker = message.message_id.encode()
+            found = [redis_id for redis_id, data in self._unacked() if marker in data]
+            message.options["redis_message_id"] = found[0] if found else None
+        if message.options["redis_message_id"]:
+            self.held.add(message.options["redis_message_id"])
+        return message
 
     def _idle(self, full: bool) -> None:
         if full:
-            time.sleep(0.001)  # prefetch full: look again as soon as a worker thread acks
+            # Prefetch (nearly) full: look again in a millisecond. Waking on every ack instead
+            # fetched one message per round trip under load (more commands, lower throughput).
+            time.sleep(0.001)
             return
         try:
             self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
         except Exception as exc:
+            self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
+        self.drained = False
 
     def ack(self, message: Any) -> None:
-        super().ack(message)
-        self.held.discard(message.options.get("redis_message_id"))
+        """Write what the message's actor held back (sends, results) and its ack through the group
+        commit (one shared round trip) instead of one ``dispatch.lua`` call each."""
+        redis_id = message.options.get("redis_message_id")
+        outbox = self.broker.take_outbox(redis_id)
+        try:
+            self.broker.group_commit.commit(outbox, [(self.queue_name, redis_id)] if redis_id else [])
+        except Exception:
+            if outbox:  # Dramatiq retries the ack; what the actor produced must go with it
+                self.broker.outboxes[redis_id] = outbox
+            raise
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+        self.held.discard(redis_id)
 
     def nack(self, message: Any) -> None:
+        redis_id = message.options.get("redis_message_id")
+        if outbox := self.broker.take_outbox(redis_id):  # what it sent before failing still goes out
+            try:
+                self.broker.group_commit.commit(outbox, [])
+            except Exception:
+                self.broker.outboxes[redis_id] = outbox
+                raise
         super().nack(message)
-        self.held.discard(message.options.get("redis_message_id"))
+        self.held.discard(redis_id)
 
     def requeue(self, messages: Any) -> None:
         messages = list(messages)

@@ -19,6 +19,16 @@ from shared.tasks import Grid, Point, compute
 
 KEY_PREFIX = "pipeline"
 
+#: ``put``'s writes for a Lua script that stores results together with other work (Dramatiq's
+#: group commit writes them in the same script as the message's ack). The script binds
+#: ``ARGV[i]`` .. ``ARGV[i + 3]`` to one ``script_row``: results key, deliveries key, field, value.
+PUT_ROW_LUA = """
+    redis.call("hsetnx", ARGV[i], ARGV[i + 2], ARGV[i + 3])
+    redis.call("hincrby", ARGV[i + 1], ARGV[i + 2], 1)
+"""
+#: (results key, deliveries key, field, value): one row's arguments for ``PUT_ROW_LUA``.
+ScriptRow = tuple[str, str, str, int]
+
 
 def _field(x: int, y: int) -> str:
     return f"{x},{y}"
@@ -86,6 +96,10 @@ class ResultStore:
             pipe.hsetnx(self.results_key, name, result)
             pipe.hincrby(self.deliveries_key, name, 1)
         return sum(pipe.execute()[::2])
+
+    def script_row(self, x: int, y: int, result: int) -> ScriptRow:
+        """The arguments ``PUT_ROW_LUA`` needs to store one result as ``put`` does."""
+        return self.results_key, self.deliveries_key, _field(x, y), result
 
     def get(self, x: int, y: int) -> int | None:
         value = self.client.hget(self.results_key, _field(x, y))

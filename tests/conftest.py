@@ -22,6 +22,10 @@ def pytest_configure(config: pytest.Config) -> None:
     server = _stack.enter_context(private_redis())
     os.environ["REDIS_URL"] = server.url
     config.stash[SERVER_KEY] = server
+    # Bind the task modules' clients to this server now: the chaos tests point REDIS_URL at a
+    # short-lived server of their own, and a module first imported then would keep talking to it.
+    import dramatiq_impl.tasks  # noqa: F401
+    import rq_impl.tasks  # noqa: F401
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
