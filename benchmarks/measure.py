@@ -19,10 +19,11 @@ import psutil
 import redis
 
 from benchmarks import idle, memory, stats
+from benchmarks.stored_at import StoredAt
 from benchmarks.workloads import Case
 from shared.backend import Backend
 from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
-from shared.store import ResultStore, Verification
+from shared.store import Verification
 from shared.tasks import CPU_COST_ENV
 from shared.workers import WorkerGroup
 
@@ -165,37 +166,6 @@ class Sampler:
         self._sample(keep=True)
         end = _cpu_snapshot(self.pids)
         self.cpu_seconds = sum(v - self._cpu_start.get(k, 0.0) for k, v in end.items())
-
-
-class StoredAt(threading.Thread):
-    """Notes when each result first appears in the store, polling every millisecond.
-
-    Resolution is the poll interval plus one round trip (~1-2 ms on loopback).
-    """
-
-    def __init__(self, store: ResultStore, interval: float = 0.001) -> None:
-        super().__init__(name="stored-at", daemon=True)
-        self.client = store.client
-        self.key = store.results_key
-        self.interval = interval
-        self.first_seen: dict[bytes, float] = {}
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        last = 0
-        while not self._done.is_set():
-            count = int(self.client.hlen(self.key))
-            if count != last:
-                now = time.perf_counter()
-                names: list[bytes] = self.client.hkeys(self.key)  # type: ignore[assignment]
-                for name in names:
-                    self.first_seen.setdefault(name, now)
-                last = count
-            self._done.wait(self.interval)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
 
 
 def _open_loop(backend: Backend, case: Case) -> dict[bytes, float]:

@@ -34,12 +34,19 @@ HEARTBEAT_TIMEOUT_MS = 10_000
 #: Wake-up tokens kept per queue: enough for every idle consumer, bounded when all are busy.
 WAKE_TOKENS = 16
 
-#: KEYS: queue, queue.msgs, queue.wake; ARGV: redis id, message data, last wake index to keep.
+#: Dramatiq's enqueue (data into ``<queue>.msgs``, id onto the queue) plus wake-up tokens, for one
+#: message or a batch of one queue's messages. KEYS: queue, queue.msgs, queue.wake; ARGV: last
+#: wake index to keep, then redis id, data per message. One token per message, up to what is kept.
 ENQUEUE_AND_WAKE = """
-redis.call("hset", KEYS[2], ARGV[1], ARGV[2])
-redis.call("rpush", KEYS[1], ARGV[1])
-redis.call("lpush", KEYS[3], "1")
-redis.call("ltrim", KEYS[3], 0, tonumber(ARGV[3]))
+local keep = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+    redis.call("hset", KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call("rpush", KEYS[1], ARGV[i])
+end
+for _ = 1, math.min((#ARGV - 1) / 2, keep + 1) do
+    redis.call("lpush", KEYS[3], "1")
+end
+redis.call("ltrim", KEYS[3], 0, keep)
 """
 
 
@@ -143,18 +150,29 @@ class PipelineBroker(RedisBroker):
             return
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
-        self.enqueue_script(keys=keys, args=[redis_message_id, data, WAKE_TOKENS - 1], client=client)
+        self.enqueue_script(keys=keys, args=[WAKE_TOKENS - 1, redis_message_id, data], client=client)
 
     def enqueue_many(self, messages: Iterable[dramatiq.Message], batch: int = 1000) -> None:
-        """Enqueue many (undelayed) messages, ``batch`` per pipelined round trip."""
+        """Enqueue many (undelayed) messages: ``batch`` per round trip, one script call per queue.
+
+        Each message gets its ``redis_message_id`` in its own options (as ``RedisBroker.enqueue``
+        does on a copy): the messages are the caller's to hand over, not to enqueue again.
+        """
         it = iter(messages)
         while chunk := list(islice(it, batch)):
-            pipe = self.client.pipeline(transaction=False)
+            by_queue: dict[str, list[int | str | bytes]] = {}
             for message in chunk:
                 self.emit_before("enqueue", message, None)
                 redis_id = str(uuid4())  # as RedisBroker.enqueue: the id travels in the message too
-                message = message.copy(options={"redis_message_id": redis_id})
-                self.do_enqueue(message.queue_name, redis_id, message.encode(), client=pipe)
+                message.options["redis_message_id"] = redis_id
+                by_queue.setdefault(message.queue_name, [WAKE_TOKENS - 1]).extend(
+                    (redis_id, message.encode())
+                )
+            pipe = self.client.pipeline(transaction=False)
+            for queue_name, args in by_queue.items():
+                queue = f"{self.namespace}:{queue_name}"
+                keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
+                self.enqueue_script(keys=keys, args=args, client=pipe)
             pipe.execute()
 
     @property
