@@ -92,8 +92,22 @@ def soak(grid: Grid, stacks: tuple[str, ...] = SOAK_STACKS, rss_every: float = 0
     return Case("soak", grid, repeats=1, only=stacks, rss_every=rss_every, stall_timeout=60.0, note=SOAK_NOTE)
 
 
-#: The producer alone: the grid-large points, submitted with no worker running (pipelined).
-BULK_SUBMIT = Case("submit", Grid(250, 100), mode="submit")
+#: The producer alone: the grid-large points, submitted with no worker running (pipelined). Only
+#: on stacks whose producer differs: a stock or tuned profile changes the workers, not the submit.
+BULK_SUBMIT = Case(
+    "submit",
+    Grid(250, 100),
+    mode="submit",
+    only=(
+        "celery-rabbitmq seed-defaults",
+        "dramatiq ours",
+        "dramatiq chunked",
+        "rq ours",
+        "rq chunked",
+        "redis-limit probe",
+    ),
+    note="Runs only where the producer differs: stock and tuned profiles change the workers, not it.",
+)
 #: Three workers (2 compute + 1 result) idle for ``idle.WINDOW_S``: commands per second per worker.
 IDLE = Case("idle", Grid(1, 1), repeats=1, mode="idle")
 
