@@ -14,6 +14,7 @@ from typing import Any
 from benchmarks import stats
 from benchmarks.measure import RunRecord
 from benchmarks.stacks import BASELINE, LIMIT
+from benchmarks.workloads import SLICE
 
 Key = tuple[str, str, str, int]
 
@@ -85,7 +86,8 @@ def summarize(
                 "workload": workload,
                 "compute_workers": workers,
                 "tasks": group[0].tasks,
-                "sliced": (stack, profile) in sliced and closed,
+                # Submit-only and idle runs are never sliced (``Case.sliced``), whatever their stack.
+                "sliced": (stack, profile) in sliced and closed and group[0].tasks == SLICE.size,
                 "runs": len(group),
                 "runs_failed": failed,
                 "status": _status(len(group), failed),
