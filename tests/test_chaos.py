@@ -30,7 +30,8 @@ def test_scenario_loses_nothing(scenario: Scenario, stack_label: str, tmp_path: 
         scenario = dataclasses.replace(scenario, poison_per_queue=200)
     (stack,) = select([stack_label])
     if stack.profile == "chunked":  # 10 chunks of 50, so the fault lands between and inside chunks
-        stack = dataclasses.replace(stack, make=lambda s: Chunked(load_chunking_backend(stack.stack, s), 50))
+        name = stack.stack  # bound now: the lambda must not read the rebound ``stack``
+        stack = dataclasses.replace(stack, make=lambda s: Chunked(load_chunking_backend(name, s), 50))
     result = run_scenario(scenario, stack, GRID, tmp_path)
     if not scenario.poison_per_queue:  # poison is written between the grid's two halves instead
         assert result.stored_at_fault < GRID.size, "the fault struck after the run was over"
