@@ -59,20 +59,37 @@ def main() -> None:
     help=f"Only these stacks (repeatable): {', '.join(sorted({s.stack for s in STACKS}))} or 'rq stock'.",
 )
 @click.option(
+    "--workload",
+    "workloads",
+    multiple=True,
+    help="Only the profile's cases of these workloads (repeatable): grid, cpu, latency, submit, ...",
+)
+@click.option("--repeats", type=click.IntRange(1, 50), help="Repetitions per case instead of the profile's.")
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Results root (default benchmarks/results).",
 )
-def run(profile: str, stack_names: tuple[str, ...], out: Path | None) -> None:
+def run(
+    profile: str,
+    stack_names: tuple[str, ...],
+    workloads: tuple[str, ...],
+    repeats: int | None,
+    out: Path | None,
+) -> None:
     """Run every stack on the profile's workloads; write results.json, report.md and charts."""
     try:
         stacks = select(stack_names or None)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--stack") from None
+    try:
+        chosen = PROFILES[profile].narrowed(workloads or None, repeats)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--workload") from None
     root = out or output.RESULTS
     directory = output.run_dir(root)
     with bench_redis() as settings:
-        doc = Harness(PROFILES[profile], stacks, settings, directory, console).run()
+        doc = Harness(chosen, stacks, settings, directory, console).run()
     results = output.write(doc, directory, root)
     console.print(f"\n{(directory / 'report.md').read_text()}", markup=False, highlight=False)
     console.print(f"[bold]wrote[/] {results.parent} ({doc['wall_seconds']:.0f} s)")

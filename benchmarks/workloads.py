@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -67,6 +68,20 @@ class Profile:
     cases: tuple[Case, ...]
     repeats: int
     warmup: bool = True
+
+    def narrowed(self, workloads: Iterable[str] | None = None, repeats: int | None = None) -> Profile:
+        """This profile with only the cases of ``workloads`` (None: all) and, if given, ``repeats``
+        per case: for measuring one thing again without the whole matrix."""
+        cases = self.cases
+        if workloads is not None:
+            wanted = set(workloads)
+            known = {c.workload for c in cases}
+            if unknown := sorted(wanted - known):
+                raise ValueError(f"profile {self.name!r} has no workload {unknown}; it has {sorted(known)}")
+            cases = tuple(c for c in cases if c.workload in wanted)
+        if repeats is not None:
+            cases = tuple(replace(c, repeats=repeats) for c in cases)
+        return replace(self, cases=cases, repeats=repeats or self.repeats)
 
 
 def latency(rate: float, seconds: int, repeats: int | None = None) -> Case:

@@ -228,6 +228,17 @@ def test_stack_selection() -> None:
         select(["kafka"])
 
 
+def test_profile_narrowed_to_workloads_and_repeats() -> None:
+    full = PROFILES["full"]
+    cpu = full.narrowed(["cpu"], repeats=5)
+    assert [c.workload for c in cpu.cases] == ["cpu"]
+    assert cpu.repeats == 5 and all(c.repeats == 5 for c in cpu.cases)
+    assert [c.workload for c in full.narrowed(["grid"]).cases] == ["grid", "grid", "grid"]
+    assert full.narrowed() == full
+    with pytest.raises(ValueError, match="no workload"):
+        full.narrowed(["nope"])
+
+
 # --- end to end, real workers ---------------------------------------------------------------------
 
 
