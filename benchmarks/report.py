@@ -192,7 +192,7 @@ def _memory_section(doc: dict[str, Any]) -> list[str]:
     every = runs[0]["rss_series"]["every_s"]
     return [
         "",
-        f"## Memory over a {max(r['tasks'] for r in runs):,}-task run",
+        "## Memory over long runs",
         "",
         f"Each worker's RSS (its whole process tree: the CLI and what it forks) sampled every {every:g} s "
         "from submit to the last result stored; `compute` is the largest compute worker. Growth is the "

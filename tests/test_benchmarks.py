@@ -21,7 +21,7 @@ from benchmarks.harness import Harness, StackState
 from benchmarks.measure import RunRecord, Sampler
 from benchmarks.stacks import STACKS, Stack, select
 from benchmarks.summary import summarize
-from benchmarks.workloads import PROFILES, SOAK_STACKS, Case, Profile, soak
+from benchmarks.workloads import CHUNKED_SOAK_STACKS, PROFILES, SOAK_STACKS, Case, Profile, soak
 from shared.backend import Backend
 from shared.embedded import free_port
 from shared.routing import SEED_TABLE, load_celeryconfig
@@ -162,9 +162,12 @@ def test_a_case_runs_only_on_the_stacks_it_names() -> None:
     case = soak(Grid(10, 10), stacks=("rq chunked",))
     assert case.runs_on("rq chunked") and not case.runs_on("rq ours")
     assert Case("grid", Grid(2, 2)).runs_on("rq ours")
-    full = [c for c in PROFILES["full"].cases if c.workload == "soak"]
-    assert [(c.grid.size, c.repeats, c.only) for c in full] == [(250_000, 1, SOAK_STACKS)]
-    assert set(SOAK_STACKS) <= {s.label for s in STACKS}
+    full = [c for c in PROFILES["full"].cases if c.rss_every]
+    assert [(c.workload, c.grid.size, c.repeats, c.only) for c in full] == [
+        ("soak", 250_000, 1, SOAK_STACKS),
+        ("soak-chunked", 1_000_000, 1, CHUNKED_SOAK_STACKS),
+    ]
+    assert set(SOAK_STACKS + CHUNKED_SOAK_STACKS) <= {s.label for s in STACKS}
 
 
 def test_progress_total_counts_a_named_case_only_on_its_stacks(settings: Settings) -> None:
@@ -316,7 +319,7 @@ def test_soak_case_keeps_an_rss_curve_on_its_stack_only(settings: Settings, tmp_
     assert other["rss_series"] is None and other["peak_rss_result_mb"] > 0
 
     markdown = (tmp_path / "report.md").read_text()
-    assert "## Memory over a 4,000-task run" in markdown
+    assert "## Memory over long runs" in markdown
     assert "| dramatiq | ours | 4,000 |" in markdown
     assert "runs only on `dramatiq ours`" in markdown
     assert (tmp_path / "rss_soak.png").stat().st_size > 0
