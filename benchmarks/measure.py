@@ -94,14 +94,32 @@ def _cpu_snapshot(pids: list[int]) -> dict[tuple[int, float], float]:
     return seen
 
 
-def _tree_rss(pid: int) -> int:
-    total = 0
-    for proc in _tree(pid):
-        try:
-            total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total
+class _Trees:
+    """The worker process trees, looked up again at most every ``refresh`` s: finding a process's
+    children walks all of /proc (~2 ms a tree here), and sampling must not cost the cores the
+    workers are being measured on."""
+
+    def __init__(self, pids: list[int], refresh: float = 1.0) -> None:
+        self.pids = pids
+        self.refresh = refresh
+        self._procs: dict[int, list[psutil.Process]] = {}
+        self._found_at = -math.inf
+
+    def rss(self) -> list[int]:
+        """RSS of each tree, in the order of ``pids``."""
+        if time.monotonic() - self._found_at > self.refresh:
+            self._procs = {pid: _tree(pid) for pid in self.pids}
+            self._found_at = time.monotonic()
+        totals = []
+        for pid in self.pids:
+            total = 0
+            for proc in self._procs[pid]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.NoSuchProcess:
+                    self._found_at = -math.inf  # a child went: find the tree again next time
+            totals.append(total)
+        return totals
 
 
 def _used_memory(client: redis.Redis) -> int:
@@ -122,6 +140,7 @@ class Sampler:
         series: memory.RssSeries | None = None,
     ) -> None:
         self.pids = pids
+        self.trees = _Trees(pids)
         self.client = client
         # With a series, sample at a whole fraction of its step so every kept sample is on schedule.
         self.interval = series.every / math.ceil(series.every / interval) if series else interval
@@ -134,7 +153,7 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
     def _sample(self, keep: bool = False) -> None:
-        rss = [_tree_rss(pid) for pid in self.pids]
+        rss = self.trees.rss()
         for pid, value in zip(self.pids, rss, strict=True):
             self.peak_rss[pid] = max(self.peak_rss[pid], value)
         self.redis_peak = max(self.redis_peak, _used_memory(self.client))

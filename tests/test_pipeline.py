@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from shared.backend import load_backend
-from shared.runner import run_grid
+from shared.runner import poll_pause, run_grid
 from shared.settings import Settings
 from shared.tasks import Grid
 from tests.helpers import wait_until, workers
@@ -75,3 +75,14 @@ def test_task_shortcuts_validate_too(client: redis.Redis) -> None:
     with pytest.raises(ValueError, match="^y must be an int"):
         rq_compute.delay(6, 7.5)
     assert client.dbsize() == 0
+
+
+def test_waiting_looks_often_only_near_the_end() -> None:
+    # Nothing stored yet: the rate is unknown, look again soon.
+    assert poll_pause(0, 1000, 0.5, 0.002, 0.02) == 0.002
+    # 100 of 1,000 in 1 s: ~9 s left, so the longest pause.
+    assert poll_pause(100, 1000, 1.0, 0.002, 0.02) == 0.02
+    # 990 of 1,000 in 1 s: ~10 ms left, an eighth of it is below the floor.
+    assert poll_pause(990, 1000, 1.0, 0.002, 0.02) == 0.002
+    # 900 of 1,000 in 1 s: ~111 ms left, an eighth of it.
+    assert poll_pause(900, 1000, 1.0, 0.002, 0.02) == pytest.approx(0.1111 / 8, rel=0.01)
