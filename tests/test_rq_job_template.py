@@ -147,6 +147,19 @@ def test_bulk_jobs_are_pushed_in_order_and_counted(settings: Settings, client: r
     assert queues(status_json(settings, "rq"))["compute"]["depth"] == grid.size
 
 
+def test_jobs_are_written_after_redis_forgets_the_script(settings: Settings, client: redis.Redis) -> None:
+    backend = load_chunking_backend("rq", settings)
+    backend.submit_many([(1, 1)])
+    client.script_flush()  # what a restarted Redis knows of it
+    job = tasks.compute.delay(2, 2)
+    client.script_flush()
+    assert backend.submit_many([(3, 3), (4, 4)]) == 2
+    ids = [i.decode() for i in client.lrange("rq:queue:compute", 0, -1)]
+    assert ids[1] == job.id
+    jobs = Job.fetch_many(ids, connection=client, serializer=JSONSerializer)
+    assert [j.args for j in jobs if j] == [[1, 1], [2, 2], [3, 3], [4, 4]]
+
+
 def test_bad_input_refuses_the_whole_call(settings: Settings, client: redis.Redis) -> None:
     backend = load_chunking_backend("rq", settings)
     points = [*Grid(50, 50).points(), (1, 2_000_000)]  # the bad point after more than a batch
