@@ -1,6 +1,6 @@
 """RQ's job hash for one task on one queue, written without building a ``Job`` per enqueue.
 
-``Queue.enqueue_call`` / ``enqueue_many`` spend ~150-200 us of producer CPU per job here: a
+``Queue.enqueue_call`` / ``enqueue_many`` spend 100-250 us of producer CPU per job here: a
 ``Job`` object (``resolve_serializer``'s ``isinstance`` against a runtime ``Protocol`` alone is
 ~30 us), ``to_dict``, three commands of ~20 arguments each to pack and their replies to parse
 (docs/performance.md). Yet every job of one function on one queue with one set of options gets
@@ -8,8 +8,8 @@ the same hash but for four fields. So ``JobTemplate`` asks RQ once -- ``Queue.cr
 ``Job.to_dict``, RQ's own code -- and per job fills in only:
 
 - the id, ``str(uuid4())`` as RQ makes it;
-- ``created_at`` and ``enqueued_at``, RQ's ``utcformat``: one instant for both, and for a whole
-  ``write_many`` batch (it lands in Redis at once; RQ stamps each job as it builds it);
+- ``created_at`` and ``enqueued_at``, RQ's ``utcformat``: one instant for both, and for every job
+  of a ``write_many`` batch (it lands in Redis at once; RQ stamps each job as it builds it);
 - ``data``: the JSON serializer's ``(func_name, None, args, kwargs)``, zlib-compressed, as
   ``Job.data`` and ``to_dict`` make it (the same bytes);
 - ``description``: RQ's own ``get_call_string``.
@@ -176,8 +176,9 @@ class JobTemplate:
         return batch.ids
 
     def job(self, job_id: str, args: Sequence[Any], kwargs: dict[str, Any], at: datetime) -> Job:
-        """The ``Job`` that ``enqueue_call`` returns, for what ``add`` or ``write`` wrote: a copy of the
-        template's own RQ job with this job's values (and containers of its own)."""
+        """The ``Job`` that ``enqueue_call`` returns, for what ``add`` or ``write`` wrote: a copy of
+        the template's own RQ job with this job's values (and containers of its own). Only its
+        ``redis_server_version`` stays unset: RQ fills it from an ``INFO`` and never reads it."""
         job = copy.copy(self._prototype)
         job.id = job_id
         job.created_at = job.enqueued_at = at
