@@ -9,8 +9,9 @@ Jobs travel as JSON: a message can never run code on a worker through pickle.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
+from types import MappingProxyType
 from typing import Any
 
 from redis import Redis
@@ -18,7 +19,9 @@ from rq import Queue, Retry
 from rq.decorators import job
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
+from rq_impl.job_template import JobTemplate
 from shared import chunks, tasks
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
@@ -31,7 +34,8 @@ BACKEND_NAME = "rq"
 #: letting RQ expire a finished job costs fewer round trips than deleting it, ~200 vs ~140
 #: tasks/s here), a timeout far above the task's cost (it also bounds how long a dead worker's
 #: job waits to be found), and retries for what a second try can fix (see rq_impl.worker).
-JOB_OPTIONS: dict[str, Any] = {"result_ttl": 30, "timeout": 10, "retry": Retry(max=3)}
+#: Read-only: the job templates (rq_impl.job_template) are built from it once.
+JOB_OPTIONS: Mapping[str, Any] = MappingProxyType({"result_ttl": 30, "timeout": 10, "retry": Retry(max=3)})
 
 connection = connect(Settings.from_env())
 routing = active_table()
@@ -42,29 +46,29 @@ def queue(name: str, redis: Redis = connection) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
-def enqueue(target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -> Job:
-    """``target.enqueue_call`` with ``JOB_OPTIONS`` in one round trip: without a pipeline RQ sends
-    the queue's registration (``SADD rq:queues``) on its own first, ~0.3 ms more per job here."""
-    with target.connection.pipeline() as pipe:
-        enqueued = target.enqueue_call(fn, args=args, kwargs=kwargs, pipeline=pipe, **JOB_OPTIONS)
-        pipe.execute()
-    return enqueued
+def enqueue(template: JobTemplate, *args: Any, **kwargs: Any) -> Job:
+    """``enqueue_call`` of the template's task with ``JOB_OPTIONS`` in one round trip, written from
+    the template (rq_impl.job_template); returns the ``Job`` that ``enqueue_call`` returns."""
+    at = now()
+    return template.job(template.write(args, kwargs, at), args, kwargs, at)
 
 
 def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[..., None]], Any]:
     """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates, then enqueues in
-    one round trip (``enqueue``)."""
+    one round trip (``enqueue``). ``.template`` writes its jobs into a pipeline of your own."""
 
     def decorate(fn: Callable[..., None]) -> Any:
         target = queue(queue_name)
         rq_job = job(target, connection=connection, **JOB_OPTIONS)(fn)
+        template = JobTemplate(target, fn, JOB_OPTIONS)
 
         @wraps(rq_job.delay)
         def delay(*args: Any, **kwargs: Any) -> Job:
             validator(*args, **kwargs)
-            return enqueue(target, fn, *args, **kwargs)
+            return enqueue(template, *args, **kwargs)
 
         rq_job.delay = delay
+        rq_job.template = template
         return rq_job
 
     return decorate
