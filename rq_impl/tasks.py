@@ -4,7 +4,9 @@
     >>> compute.delay(6, 7)         # as the seed's compute.delay(6, 7)
     >>> compute_chunk.delay([[0, 1], [2, 3]])   # chunked mode: many points, one job each way
 
-Jobs travel as JSON: a message can never run code on a worker through pickle.
+Jobs travel as JSON: a message can never run code on a worker through pickle. In a worker, what a
+task writes (its enqueue, its stored result) is held back and written with the job's success
+records (``rq_impl.outbox``); anywhere else it is written at once.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from functools import wraps
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.decorators import job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from rq_impl import outbox
 from shared import chunks, tasks
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
@@ -51,9 +55,15 @@ def enqueue(target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -
     return enqueued
 
 
+def enqueue_on(pipe: Pipeline, target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -> Job:
+    """``enqueue``'s writes, queued on ``pipe`` for whoever executes it: a job running in a worker
+    enqueues inside its own success transaction (``rq_impl.outbox``)."""
+    return target.enqueue_call(fn, args=args, kwargs=kwargs, pipeline=pipe, **JOB_OPTIONS)
+
+
 def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[..., None]], Any]:
     """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates, then enqueues in
-    one round trip (``enqueue``)."""
+    one round trip (``enqueue``), or, in a worker's job, with the job's success."""
 
     def decorate(fn: Callable[..., None]) -> Any:
         target = queue(queue_name)
@@ -62,6 +72,8 @@ def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[.
         @wraps(rq_job.delay)
         def delay(*args: Any, **kwargs: Any) -> Job:
             validator(*args, **kwargs)
+            if (box := outbox.current()) is not None:
+                return enqueue_on(box.pipeline, target, fn, *args, **kwargs)
             return enqueue(target, fn, *args, **kwargs)
 
         rq_job.delay = delay
@@ -70,10 +82,18 @@ def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[.
     return decorate
 
 
+def _store(rows: Sequence[tuple[int, int, int]]) -> None:
+    """``store.put_many``, or, in a worker's job, held back to be written with its success."""
+    if (box := outbox.current()) is None:
+        store.put_many(rows)
+    else:
+        box.rows.extend(store.script_row(*row) for row in rows)
+
+
 @task(routing.queue_for(HANDLE_RESULT_TASK), tasks.validate_result)
 def handle_result(x: int, y: int, result: int) -> None:
     """Store the result at the other end (idempotent: a redelivery stores nothing new)."""
-    store.put(*tasks.validate_result(x, y, result))
+    _store([tasks.validate_result(x, y, result)])
 
 
 @task(routing.queue_for(COMPUTE_TASK), tasks.validate_point)
@@ -86,7 +106,7 @@ def compute(x: int, y: int) -> None:
 @task(routing.queue_for(HANDLE_RESULT_TASK), chunks.validate_rows)
 def handle_results(rows: Sequence[Sequence[int]]) -> None:
     """Store a chunk's results in one round trip (idempotent per point, as ``handle_result``)."""
-    store.put_many(chunks.validate_rows(rows))
+    _store(chunks.validate_rows(rows))
 
 
 @task(routing.queue_for(COMPUTE_TASK), chunks.validate_chunk)

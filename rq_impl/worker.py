@@ -5,8 +5,8 @@ until its heartbeat expires (job timeout + 60 s) and the next maintenance pass (
 moves it to the failed registry. This worker, still driven by the stock CLI:
 
 - runs jobs in its own process (SimpleWorker: no fork per job; our jobs are pure functions),
-  writing RQ's own per-job records in two transactions where RQ takes eleven round trips, and
-  claiming the next job inside the last one's success transaction (rq_impl.lifecycle);
+  writing RQ's own per-job records with one script call per job where RQ takes eleven round
+  trips: a job's success also writes its output and starts the next job (rq_impl.lifecycle);
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
@@ -72,6 +72,10 @@ class PipelineJob(Job):
 
 
 class PipelineWorker(LeanLifecycle):
+    #: A job is found abandoned HEARTBEAT_GRACE s after its timeout (60 s if it has none).
+    heartbeat_grace = HEARTBEAT_GRACE
+    untimed_job_timeout = 60
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (
@@ -122,10 +126,6 @@ class PipelineWorker(LeanLifecycle):
                     PromptIntermediateQueue(queue.key, self.connection).cleanup(self, queue)
                 finally:
                     queue.release_maintenance_lock()
-
-    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        timeout = job.timeout if job.timeout and job.timeout > 0 else 60
-        return int(timeout) + HEARTBEAT_GRACE
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         exc_type = exc_info[0] if exc_info else None
