@@ -117,7 +117,7 @@ def compute_chunk(points: Sequence[Sequence[int]]) -> None:
         handle_results.delay(rows)
 
 
-#: The only functions a worker of ours will run.
-ALLOWED_FUNCTIONS = frozenset(
-    f"{__name__}.{fn.__name__}" for fn in (compute, handle_result, compute_chunk, handle_results)
-)
+#: The only functions a worker of ours will run, by the name a job gives.
+FUNCTIONS: dict[str, Callable[..., None]] = {
+    f"{__name__}.{fn.__name__}": fn for fn in (compute, handle_result, compute_chunk, handle_results)
+}

@@ -18,7 +18,7 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
   for a minute or more; this worker only flags the stop while idle, and polls the queue with a
   ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
-- runs only the pipeline's own functions (``PipelineJob``), so a job written into Redis by
+- runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into Redis by
   someone else cannot name ``os.system``.
 """
 
@@ -38,8 +38,8 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
-from rq_impl.tasks import ALLOWED_FUNCTIONS
 
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
@@ -50,10 +50,6 @@ HEARTBEAT_EVERY = 1.0
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
 
 
-class FunctionNotAllowed(Exception):
-    """The job names a function outside the pipeline's tasks."""
-
-
 class PromptIntermediateQueue(IntermediateQueue):
     """RQ's intermediate queue, but a job counts as stranded after seconds, not a minute: a live
     worker moves its job out within microseconds of dequeueing it."""
@@ -61,14 +57,6 @@ class PromptIntermediateQueue(IntermediateQueue):
     def should_be_cleaned_up(self, job_id: str) -> bool:
         first_seen = self.get_first_seen(job_id)
         return first_seen is not None and now() - first_seen > timedelta(seconds=INTERMEDIATE_GRACE)
-
-
-class PipelineJob(Job):
-    @property
-    def func(self) -> Any:
-        if self.func_name not in ALLOWED_FUNCTIONS:
-            raise FunctionNotAllowed(f"{self.func_name!r} is not a pipeline task")
-        return super().func
 
 
 class PipelineWorker(LeanLifecycle):
