@@ -7,7 +7,7 @@ abandoned-job recovery and our ops commands read what they always read:
 
 - a worker woken by ``BLMOVE`` starts its job with one script call (``records.start``);
 - a job's success is one script call (``records.finish``) that also writes what the job held
-  back while it ran (``rq_impl.outbox``: its stored result, or, in the same ``MULTI``, the job it
+  back while it ran (``rq_impl.outbox``: its stored result, or the writes of the job it
   enqueued) and claims and starts the next job of the worker's queues;
 - ``execute_job`` then runs that job at once, and so on while jobs keep coming: a started job is
   never held across the work loop's stop, suspension and maintenance checks, because the claim
@@ -149,7 +149,7 @@ class LeanLifecycle(SimpleWorker):
             job.get_result_ttl(self.default_result_ttl),
             self._return_value(job),
             box.rows,
-            box.enqueues,
+            box.commands(),
             self._claim_from(),
         )
         self.executions.pop(execution.id, None)

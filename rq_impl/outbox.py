@@ -1,9 +1,9 @@
 """What a job writes while it runs, held back and written with its own success records.
 
 A job of ours has one output: ``compute`` enqueues a ``handle_result``, ``handle_result`` stores a
-result. Written at once, each is a round trip of its own before the job's success transaction;
-held back, it goes to Redis in that transaction (``rq_impl.records.finish``): one round trip
-less per job, and the job's outputs and its "finished" records land together or not at all. A
+result. Written at once, each is a round trip of its own before the job's success records;
+held back, it goes to Redis in the script that writes them (``rq_impl.records.finish``): one
+round trip less per job, and the job's outputs and its "finished" records land together. A
 worker that dies in between leaves the job started and nothing written; abandoned-job detection
 runs it again, and the store counts the second delivery without storing twice.
 
@@ -14,6 +14,7 @@ Only a worker opens an outbox (around each job it performs); anywhere else, a us
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -22,7 +23,7 @@ from shared.store import ScriptRow
 
 
 class Outbox:
-    """One job's held-back writes: results to store, and a transaction holding its enqueues."""
+    """One job's held-back writes: results to store, and commands (an enqueue's) to replay."""
 
     __slots__ = ("_connection", "_pipeline", "rows")
 
@@ -33,15 +34,17 @@ class Outbox:
 
     @property
     def pipeline(self) -> Pipeline:
-        """A transaction (MULTI) on the worker's connection to queue enqueues on; made on first use."""
+        """A pipeline to queue writes on (RQ's ``enqueue_call(pipeline=...)`` and the like); it is
+        never executed: its commands are read back by ``commands``. Made on first use."""
         if self._pipeline is None:
-            self._pipeline = self._connection.pipeline(transaction=True)
+            self._pipeline = self._connection.pipeline(transaction=False)
         return self._pipeline
 
-    @property
-    def enqueues(self) -> Pipeline | None:
-        """The transaction holding the job's enqueues, or None if it enqueued nothing."""
-        return self._pipeline
+    def commands(self) -> list[tuple[Any, ...]]:
+        """What was queued on ``pipeline``, each command as its words (``("RPUSH", key, id)``)."""
+        if self._pipeline is None:
+            return []
+        return [args for args, _options in self._pipeline.command_stack]
 
 
 _current: ContextVar[Outbox | None] = ContextVar("rq_outbox", default=None)

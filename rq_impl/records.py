@@ -16,12 +16,13 @@ checks that against RQ's readers. The layout copied is RQ 3.0's:
   its result stream ``rq:results:<job>``, the finished registry, the job's TTL, and the
   execution records removed.
 
-``finish`` also writes what the job held back (``rq_impl.outbox``: stored results here, enqueues
-in the same transaction), and, asked to, claims the next job of the worker's queues and starts
-it (``LPOP`` and start in one atomic script, so no intermediate queue is needed): under load, one
-round trip per job. It claims nothing while ``rq suspend`` is in force, as RQ checks before
-every dequeue. The start's TTL is the job's timeout (the worker's fallback if it has none) plus
-the worker's grace: the formula of ``LeanLifecycle.get_heartbeat_ttl``.
+``finish`` also writes what the job held back (``rq_impl.outbox``: results to store, and commands
+such as an enqueue's, replayed by the script), and, asked to, claims the next job of the
+worker's queues and starts it (``LPOP`` and start in one atomic script, so no intermediate queue
+is needed): under load, one round trip per job. It claims nothing while ``rq suspend`` is in
+force, as RQ checks before every dequeue. The start's TTL is the job's timeout (the worker's
+fallback if it has none) plus the worker's grace: the formula of
+``LeanLifecycle.get_heartbeat_ttl``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
-from redis.client import Pipeline
-from redis.exceptions import NoScriptError
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
@@ -98,9 +97,12 @@ return start(qname, id, stamp(6))
 #: ARGV: worker key, worker name, now (s), queue name, job id, execution id, started_at and
 #: ended_at (ISO), execution start and end (epoch s), seconds worked, result TTL (> 0), return
 #: value (base64 of the serialized value, '' for None), number of result rows and the rows
-#: (shared.store.PUT_ROW_LUA), number of queues to claim from and their
-#: names (priority order), the stamp (5 values) if any. Returns {dependents?} or
-#: {dependents?, queue name, job id, job hash as read, TTL} when it claimed and started one.
+#: (shared.store.PUT_ROW_LUA), number of held-back commands and each as its length then its
+#: words, number of queues to claim from and their names (priority order), the stamp (5 values)
+#: if any. The job's outputs go first: a command that fails stops the script before the job is
+#: recorded finished, and the job fails and is retried as it would have if the task had raised.
+#: Returns {dependents?} or {dependents?, queue name, job id, job hash as read, TTL} when it
+#: claimed and started one.
 FINISH = (
     _START_FUNCTION
     + """
@@ -114,6 +116,13 @@ for _ = 1, rows do
     + PUT_ROW_LUA
     + """
     i = i + 4
+end
+local commands = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, commands do
+    local words = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + words))
+    i = i + words + 1
 end
 local jkey = 'rq:job:' .. id
 redis.call('HINCRBY', wkey, 'successful_job_count', 1)
@@ -230,11 +239,12 @@ def finish(
     result_ttl: int,
     return_value: str,
     rows: list[ScriptRow],
-    enqueues: Pipeline | None,
+    commands: list[tuple[Any, ...]],
     claim_from: list[str],
 ) -> tuple[bool, Claimed | None]:
-    """Write ``job``'s success (with its held-back rows and enqueues), and claim and start the
-    next job of ``claim_from`` if any; returns (job has dependents, the job claimed)."""
+    """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
+    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (job has
+    dependents, the job claimed)."""
     assert job.started_at is not None and job.ended_at is not None
     args: list[Any] = [
         *_worker_args(worker),
@@ -252,35 +262,22 @@ def finish(
     ]
     for row in rows:
         args.extend(row)
+    args.append(len(commands))
+    for command in commands:
+        args.append(len(command))
+        args.extend(command)
     args.append(len(claim_from))
     stamp = Stamp.new() if claim_from else None
     if stamp is not None:
         args.extend(claim_from)
         args.extend(stamp.args(worker))
-    reply = _run_finish(worker, args, enqueues)
+    reply = worker.scripts.finish(args=args)
     if len(reply) == 1 or stamp is None:
         return bool(reply[0]), None
     dependents, queue_name, job_id, flat, ttl = reply
     claimed = _started(worker, job_id.decode(), flat, int(ttl), stamp)
     claimed.queue_name = queue_name.decode()
     return bool(dependents), claimed
-
-
-def _run_finish(worker: LeanLifecycle, args: list[Any], enqueues: Pipeline | None) -> Any:
-    """The script alone, or after the job's enqueues in one MULTI. A script Redis has not cached
-    (a restarted Redis) fails inside the MULTI after the enqueues were applied: it then runs
-    alone, so nothing is written twice."""
-    script = worker.scripts.finish
-    if enqueues is None:
-        return script(args=args)
-    with enqueues:
-        enqueues.evalsha(script.sha, 0, *args)
-        reply = enqueues.execute(raise_on_error=False)[-1]
-    if isinstance(reply, NoScriptError):
-        return script(args=args)
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
 
 
 def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:

@@ -56,8 +56,8 @@ def enqueue(target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -
 
 
 def enqueue_on(pipe: Pipeline, target: Queue, fn: Callable[..., None], *args: Any, **kwargs: Any) -> Job:
-    """``enqueue``'s writes, queued on ``pipe`` for whoever executes it: a job running in a worker
-    enqueues inside its own success transaction (``rq_impl.outbox``)."""
+    """``enqueue``'s writes, queued on ``pipe`` for whoever sends them: a job running in a worker
+    enqueues with its own success records (``rq_impl.outbox``)."""
     return target.enqueue_call(fn, args=args, kwargs=kwargs, pipeline=pipe, **JOB_OPTIONS)
 
 
