@@ -192,12 +192,14 @@ class Claimed:
 
 
 class Scripts:
-    """The two scripts, registered on the worker's connection (EVALSHA, loaded again after a
-    Redis restart emptied its script cache)."""
+    """The two scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
+    a connection of the worker's pool kept for them: one call per job then skips redis-py's pool
+    checkout, stale-connection poll and release (~35 us a call here, a tenth of a job's CPU)."""
 
     def __init__(self, connection: Redis) -> None:
-        self.start = connection.register_script(START)
-        self.finish = connection.register_script(FINISH)
+        own = type(connection)(connection_pool=connection.connection_pool, single_connection_client=True)
+        self.start = own.register_script(START)
+        self.finish = own.register_script(FINISH)
 
 
 def _worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
