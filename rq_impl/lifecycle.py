@@ -39,6 +39,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from rq_impl import outbox, records
+from rq_impl.alarm import StandingAlarm
 from rq_impl.prestart import dequeue_and_start
 
 #: `rq suspend` is honoured within this many seconds by a worker between two chains of jobs
@@ -52,6 +53,7 @@ class LeanLifecycle(SimpleWorker):
     #: A job's start records live its timeout (this if it has none) plus this grace.
     heartbeat_grace = 60
     untimed_job_timeout = 420
+    death_penalty_class = StandingAlarm
 
     _start_pipe: Pipeline | None = None
     _suspension_checked_at: float = -math.inf

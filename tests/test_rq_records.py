@@ -133,6 +133,17 @@ def test_outputs_are_written_with_the_success_or_not_at_all(client: redis.Redis)
     assert client.llen("rq:queue:result") == 1
 
 
+def test_a_job_over_its_timeout_fails_as_with_rqs_own_alarm(client: redis.Redis) -> None:
+    queue = Queue("jobs", connection=client, serializer=JSONSerializer)
+    slow = queue.enqueue_call("time.sleep", args=(3,), timeout=1)
+    after = queue.enqueue_call("operator.mul", args=(6, 7), timeout=1)
+    LeanLifecycle([queue], connection=client, serializer=JSONSerializer).work(burst=True)
+    assert slow.get_status() == JobStatus.FAILED
+    result = slow.latest_result()
+    assert result is not None and "JobTimeoutException" in (result.exc_string or "")
+    assert after.get_status() == JobStatus.FINISHED  # the alarm is cleared for the next job
+
+
 def test_outside_a_worker_tasks_write_at_once(client: redis.Redis) -> None:
     assert outbox.current() is None
     tasks.handle_result(6, 7, 42)
