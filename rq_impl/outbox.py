@@ -21,6 +21,12 @@ from redis.client import Pipeline
 
 from shared.store import ScriptRow
 
+#: Commands a Lua script may not call (or that make no sense replayed inside one).
+NOT_REPLAYABLE = frozenset(
+    {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO", "MULTI", "EXEC", "WATCH"}
+    | {"BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP"}
+)
+
 
 class Outbox:
     """One job's held-back writes: results to store, and commands (an enqueue's) to replay."""
@@ -41,10 +47,16 @@ class Outbox:
         return self._pipeline
 
     def commands(self) -> list[tuple[Any, ...]]:
-        """What was queued on ``pipeline``, each command as its words (``("RPUSH", key, id)``)."""
+        """What was queued on ``pipeline``, each command as its words (``("RPUSH", key, id)``).
+        The success script replays them, so only data commands will do: a script, a transaction
+        or a blocking command is refused here, by name, rather than fail inside the script."""
         if self._pipeline is None:
             return []
-        return [args for args, _options in self._pipeline.command_stack]
+        commands = [args for args, _options in self._pipeline.command_stack]
+        for command in commands:
+            if str(command[0]).upper().split()[0] in NOT_REPLAYABLE:
+                raise TypeError(f"{command[0]} cannot be held back: the success script replays commands")
+        return commands
 
 
 _current: ContextVar[Outbox | None] = ContextVar("rq_outbox", default=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus, get_current_job
@@ -142,6 +143,18 @@ def test_a_job_over_its_timeout_fails_as_with_rqs_own_alarm(client: redis.Redis)
     result = slow.latest_result()
     assert result is not None and "JobTimeoutException" in (result.exc_string or "")
     assert after.get_status() == JobStatus.FINISHED  # the alarm is cleared for the next job
+
+
+def test_only_data_commands_are_held_back(client: redis.Redis) -> None:
+    box = outbox.open_for(client)
+    try:
+        box.pipeline.rpush("rq:queue:x", "1")
+        assert box.commands() == [("RPUSH", "rq:queue:x", "1")]
+        box.pipeline.eval("return 1", 0)
+        with pytest.raises(TypeError, match="EVAL cannot be held back"):
+            box.commands()
+    finally:
+        outbox.close()
 
 
 def test_outside_a_worker_tasks_write_at_once(client: redis.Redis) -> None:
