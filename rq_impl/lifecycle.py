@@ -61,7 +61,7 @@ class LeanLifecycle(SimpleWorker):
     #: The execution of a job a script already started.
     _prestarted: Execution | None = None
     #: A job the last success claimed and started, run next by execute_job.
-    _held: records.Claimed | None = None
+    _held: records.Claim | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,8 +87,10 @@ class LeanLifecycle(SimpleWorker):
             held, self._held = self._held, None
             if held is None:
                 break
-            job, queue = held.job, self._queue_named(held.queue_name)
-            self._prestarted = held.execution
+            # Built after the last job's success is handled: a job hash RQ cannot read stops the
+            # worker as RQ's own fetch does, and never fails the job before it.
+            job, self._prestarted = records.started(self, held.job_id, held.flat, held.ttl, held.stamp)
+            queue = self._queue_named(held.queue_name)
             self.reorder_queues(reference_queue=queue)
             job.redis_server_version = self.get_redis_server_version()
         if self.get_state() != WorkerStatus.IDLE:  # the success script already wrote it

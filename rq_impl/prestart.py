@@ -31,5 +31,5 @@ def dequeue_and_start(worker: LeanLifecycle, timeout: int | None) -> tuple[Job, 
         started = records.start(worker, queue.name, as_text(moved[1]))
         if started is None:
             continue
-        worker._prestarted = started.execution
-        return started.job, queue
+        job, worker._prestarted = started
+        return job, queue

@@ -45,16 +45,18 @@ if TYPE_CHECKING:
     from rq_impl.lifecycle import LeanLifecycle
 
 #: Lua: start job ``id`` of queue ``qname`` for the worker (see ``Stamp.args`` for what ``s`` holds).
-#: Returns nil if the job's hash is gone (RQ skips such an id), else {job hash as read, TTL}.
+#: Returns nil if the job's hash is gone or has no data (RQ's fetch skips such an id), else {job
+#: hash as read, TTL}.
 _START_FUNCTION = """
 local function start(qname, id, s)
     local jkey = 'rq:job:' .. id
     local h = redis.call('HGETALL', jkey)
-    if #h == 0 then return nil end
-    local timeout
+    local timeout, data
     for k = 1, #h, 2 do
         if h[k] == 'timeout' then timeout = tonumber(h[k + 1]) end
+        if h[k] == 'data' then data = true end
     end
+    if not data then return nil end
     if not timeout or timeout <= 0 then timeout = s.fallback end
     local ttl = math.floor(timeout) + s.grace
     local composite = id .. ':' .. s.eid
@@ -183,12 +185,14 @@ class Stamp:
 
 
 @dataclass
-class Claimed:
-    """A job a script started for this worker, to be run next."""
+class Claim:
+    """A job the success script claimed and started for this worker, as Redis returned it."""
 
     queue_name: str
-    job: Job
-    execution: Execution
+    job_id: str
+    flat: list[bytes]
+    ttl: int
+    stamp: Stamp
 
 
 class Scripts:
@@ -206,7 +210,9 @@ def _worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
     return worker.key, worker.name, int(time.time())  # RQ's registry scores: whole seconds
 
 
-def _started(worker: LeanLifecycle, job_id: str, flat: list[bytes], ttl: int, stamp: Stamp) -> Claimed:
+def started(
+    worker: LeanLifecycle, job_id: str, flat: list[bytes], ttl: int, stamp: Stamp
+) -> tuple[Job, Execution]:
     """The Job and Execution a script started, as RQ's own start leaves them in memory."""
     job = worker.job_class(job_id, connection=worker.connection, serializer=worker.serializer)
     job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
@@ -220,10 +226,10 @@ def _started(worker: LeanLifecycle, job_id: str, flat: list[bytes], ttl: int, st
     worker._state = WorkerStatus.BUSY
     if (actual := worker.get_heartbeat_ttl(job)) != ttl:  # a subclass's own rule: its TTLs
         restamp(worker, job, execution, actual)
-    return Claimed(job.origin, job, execution)
+    return job, execution
 
 
-def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> Claimed | None:
+def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> tuple[Job, Execution] | None:
     """Start a job RQ's BLMOVE handed this worker; None if its hash is gone (RQ skips it too)."""
     stamp = Stamp.new()
     args = (*_worker_args(worker), queue_name, job_id, *stamp.args(worker))
@@ -231,7 +237,7 @@ def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> Claimed | None
     if reply is None:
         return None
     flat, ttl = reply
-    return _started(worker, job_id, flat, int(ttl), stamp)
+    return started(worker, job_id, flat, int(ttl), stamp)
 
 
 def finish(
@@ -243,7 +249,7 @@ def finish(
     rows: list[ScriptRow],
     commands: list[tuple[Any, ...]],
     claim_from: list[str],
-) -> tuple[bool, Claimed | None]:
+) -> tuple[bool, Claim | None]:
     """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
     enqueue's), and claim and start the next job of ``claim_from`` if any; returns (job has
     dependents, the job claimed)."""
@@ -277,9 +283,7 @@ def finish(
     if len(reply) == 1 or stamp is None:
         return bool(reply[0]), None
     dependents, queue_name, job_id, flat, ttl = reply
-    claimed = _started(worker, job_id.decode(), flat, int(ttl), stamp)
-    claimed.queue_name = queue_name.decode()
-    return bool(dependents), claimed
+    return bool(dependents), Claim(queue_name.decode(), job_id.decode(), flat, int(ttl), stamp)
 
 
 def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:

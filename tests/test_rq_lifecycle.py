@@ -125,6 +125,8 @@ def test_max_jobs_counts_every_job(client: redis.Redis) -> None:
 def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.Redis) -> None:
     compute = tasks.queue("compute", client)
     client.rpush(compute.key, "ghost")  # an id whose job hash is gone
+    client.hset("rq:job:husk", "status", "queued")  # a hash RQ's fetch refuses (no data): skipped
+    client.rpush(compute.key, "husk")
     job = compute.enqueue_call(tasks.compute, args=(2, 2), **{**tasks.JOB_OPTIONS, "timeout": 99})
     worker = _worker(client, "compute")
     dequeued = prestart.dequeue_and_start(worker, timeout=None)
@@ -135,6 +137,19 @@ def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.
     (entry, expires_at), *_ = client.zrange(compute.started_job_registry.key, 0, -1, withscores=True)
     assert entry.decode().startswith(f"{job.id}:")
     assert 99 < expires_at - time.time() <= worker.get_heartbeat_ttl(job) + 1
+
+
+def test_a_claim_skips_ids_rq_would_skip(client: redis.Redis) -> None:
+    (first,) = _enqueue(client, 1)
+    compute = tasks.queue("compute", client)
+    client.hset("rq:job:husk", "status", "queued")  # no data: RQ's fetch refuses it
+    client.rpush(compute.key, "husk", "ghost")  # ghost: no hash at all
+    (second,) = _enqueue(client, 1)
+    assert compute.job_ids == [first.id, "husk", "ghost", second.id]
+    _worker(client, "compute").work(burst=True)  # first claims past husk and ghost to second
+    assert first.get_status() == second.get_status() == JobStatus.FINISHED
+    assert compute.count == 0 and compute.started_job_registry.count == 0
+    assert client.hget("rq:job:husk", "status") == b"queued"
 
 
 def test_jobs_of_another_timeout_run_and_finish(settings: Settings, client: redis.Redis) -> None:
