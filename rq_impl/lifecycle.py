@@ -65,6 +65,11 @@ class LeanLifecycle(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        prefixes = (self.queue_class.redis_queue_namespace_prefix, self.job_class.redis_job_namespace_prefix)
+        if prefixes != records.KEY_PREFIXES:
+            raise ValueError(
+                f"the job scripts write RQ's default key layout {records.KEY_PREFIXES}, not {prefixes}"
+            )
         self.scripts = records.Scripts(self.connection)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:

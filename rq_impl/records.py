@@ -44,6 +44,9 @@ from shared.store import PUT_ROW_LUA, ScriptRow
 if TYPE_CHECKING:
     from rq_impl.lifecycle import LeanLifecycle
 
+#: The queue and job key prefixes the scripts write under (RQ's defaults).
+KEY_PREFIXES = ("rq:queue:", "rq:job:")
+
 #: Lua: start job ``id`` of queue ``qname`` for the worker (see ``Stamp.args`` for what ``s`` holds).
 #: Returns nil if the job's hash is gone or has no data (RQ's fetch skips such an id), else {job
 #: hash as read, TTL}.

@@ -157,6 +157,14 @@ def test_only_data_commands_are_held_back(client: redis.Redis) -> None:
         outbox.close()
 
 
+def test_a_job_class_with_its_own_key_prefix_is_refused(client: redis.Redis) -> None:
+    class OtherJob(Job):
+        redis_job_namespace_prefix = "other:job:"
+
+    with pytest.raises(ValueError, match="default key layout"):
+        LeanLifecycle(["jobs"], connection=client, job_class=OtherJob)
+
+
 def test_outside_a_worker_tasks_write_at_once(client: redis.Redis) -> None:
     assert outbox.current() is None
     tasks.handle_result(6, 7, 42)
