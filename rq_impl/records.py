@@ -47,17 +47,18 @@ if TYPE_CHECKING:
 #: The queue and job key prefixes the scripts write under (RQ's defaults).
 KEY_PREFIXES = ("rq:queue:", "rq:job:")
 
-#: Lua: start job ``id`` of queue ``qname`` for the worker (see ``Stamp.args`` for what ``s`` holds).
-#: Returns nil if the job's hash is gone or has no data (RQ's fetch skips such an id), else {job
-#: hash as read, TTL}.
+#: Lua: start job ``id`` for the worker (see ``Stamp.args`` for what ``s`` holds), registered, as
+#: RQ does, under the queue its hash names as its origin. Returns nil if the job's hash is gone
+#: or has no data (RQ's fetch skips such an id), else {job hash as read, TTL}.
 _START_FUNCTION = """
-local function start(qname, id, s)
+local function start(id, s)
     local jkey = 'rq:job:' .. id
     local h = redis.call('HGETALL', jkey)
-    local timeout, data
+    local timeout, data, origin = nil, nil, ''
     for k = 1, #h, 2 do
         if h[k] == 'timeout' then timeout = tonumber(h[k + 1]) end
         if h[k] == 'data' then data = true end
+        if h[k] == 'origin' then origin = h[k + 1] end
     end
     if not data then return nil end
     if not timeout or timeout <= 0 then timeout = s.fallback end
@@ -70,7 +71,7 @@ local function start(qname, id, s)
     redis.call('EXPIRE', ekey, ttl)
     redis.call('ZADD', 'rq:executions:' .. id, s.now + ttl + 60, s.eid)
     redis.call('EXPIRE', 'rq:executions:' .. id, ttl + 60)
-    redis.call('ZADD', 'rq:wip:' .. qname, s.now + ttl, composite)
+    redis.call('ZADD', 'rq:wip:' .. origin, s.now + ttl, composite)
     redis.call('SADD', wexec, composite)
     redis.call('EXPIRE', wexec, ttl)
     redis.call('HSET', s.wkey, 'state', 'busy', 'last_heartbeat', s.iso)
@@ -95,7 +96,7 @@ START = (
     + """
 local qname, id = ARGV[4], ARGV[5]
 redis.call('LREM', 'rq:queue:' .. qname .. ':intermediate', 1, id)
-return start(qname, id, stamp(6))
+return start(id, stamp(6))
 """
 )
 
@@ -160,7 +161,7 @@ if queues > 0 and redis.call('EXISTS', 'rq:suspended') == 0 then
         local name = ARGV[i + q]
         local next_id = redis.call('LPOP', 'rq:queue:' .. name)
         while next_id do
-            local started = start(name, next_id, s)
+            local started = start(next_id, s)
             if started then return {dependents, name, next_id, started[1], started[2]} end
             next_id = redis.call('LPOP', 'rq:queue:' .. name)
         end

@@ -152,6 +152,15 @@ def test_a_claim_skips_ids_rq_would_skip(client: redis.Redis) -> None:
     assert client.hget("rq:job:husk", "status") == b"queued"
 
 
+def test_a_job_is_registered_under_its_origin_as_rq_does(client: redis.Redis) -> None:
+    (job,) = _enqueue(client, 1)  # origin "compute"
+    client.lmove("rq:queue:compute", "rq:queue:elsewhere", "LEFT", "RIGHT")
+    _worker(client, "elsewhere").work(burst=True)
+    assert job.get_status() == JobStatus.FINISHED
+    assert client.zcard("rq:wip:elsewhere") == client.zcard("rq:wip:compute") == 0
+    assert client.zrange("rq:finished:compute", 0, -1) == [job.id.encode()]
+
+
 def test_jobs_of_another_timeout_run_and_finish(settings: Settings, client: redis.Redis) -> None:
     jobs = _enqueue(client, 4, timeout=10)
     jobs += _enqueue(client, 4, timeout=20)
