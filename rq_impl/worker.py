@@ -18,8 +18,8 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
   for a minute or more; this worker only flags the stop while idle, and polls the queue with a
   ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
-- runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into Redis by
-  someone else cannot name ``os.system``.
+- runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into
+  Redis by someone else cannot name ``os.system``.
 """
 
 from __future__ import annotations
