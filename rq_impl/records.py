@@ -102,8 +102,9 @@ return start(id, stamp(6))
 
 #: ARGV: worker key, worker name, now (s), queue name, job id, execution id, started_at and
 #: ended_at (ISO), execution start and end (epoch s), seconds worked, result TTL (> 0), return
-#: value (base64 of the serialized value, '' for None), number of result rows and the rows
-#: (shared.store.PUT_ROW_LUA), number of held-back commands and each as its length then its
+#: value (base64 of the serialized value, '' for None), '1' if the job has dependencies ('' if
+#: not: their set, which RQ gives the result TTL too, exists only then), number of result rows
+#: and the rows (shared.store.PUT_ROW_LUA), number of held-back commands and each as its length then its
 #: words, number of queues to claim from and their names (priority order), the stamp (5 values)
 #: if any. The job's outputs go first: a command that fails stops the script before the job is
 #: recorded finished, and the job fails and is retried as it would have if the task had raised.
@@ -115,8 +116,8 @@ FINISH = (
 local wkey, wname, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local qname, id, eid = ARGV[4], ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[12])
-local rows = tonumber(ARGV[14])
-local i = 15
+local rows = tonumber(ARGV[15])
+local i = 16
 for _ = 1, rows do
 """
     + PUT_ROW_LUA
@@ -147,8 +148,8 @@ redis.call('EXPIRE', rkey, ttl)
 redis.call('ZADD', 'rq:finished:' .. qname, now + ttl, id)
 local dependents = redis.call('EXISTS', jkey .. ':dependents')
 redis.call('EXPIRE', jkey, ttl)
-redis.call('EXPIRE', jkey .. ':dependents', ttl)
-redis.call('EXPIRE', 'rq:job::' .. id .. ':dependencies', ttl)
+if dependents == 1 then redis.call('EXPIRE', jkey .. ':dependents', ttl) end
+if ARGV[14] ~= '' then redis.call('EXPIRE', 'rq:job::' .. id .. ':dependencies', ttl) end
 local composite = id .. ':' .. eid
 redis.call('DEL', 'rq:execution:' .. composite)
 redis.call('ZREM', 'rq:wip:' .. qname, composite)
@@ -270,6 +271,7 @@ def finish(
         (job.ended_at - job.started_at).total_seconds(),
         result_ttl,
         return_value,
+        "1" if job._dependency_ids else "",
         len(rows),
     ]
     for row in rows:

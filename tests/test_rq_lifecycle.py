@@ -90,6 +90,10 @@ def test_dependents_of_a_finished_job_are_enqueued(settings: Settings, client: r
     _worker(client, "compute").work(burst=True)
     assert child.get_status() == JobStatus.QUEUED
     assert child.id in result.job_ids
+    assert client.ttl(child.dependencies_key) == -1
+    _worker(client, "result").work(burst=True)
+    assert child.get_status() == JobStatus.FINISHED
+    assert 0 < client.ttl(child.dependencies_key) <= 30  # the result TTL, as RQ's cleanup gives it
 
 
 def test_a_stop_after_a_claim_runs_the_claimed_job_then_stops(
