@@ -4,7 +4,9 @@
     >>> compute.delay(6, 7)         # as the seed's compute.delay(6, 7)
     >>> compute_chunk.delay([[0, 1], [2, 3]])   # chunked mode: many points, one job each way
 
-Jobs travel as JSON: a message can never run code on a worker through pickle.
+Jobs travel as JSON: a message can never run code on a worker through pickle. In a worker, what a
+task writes (its enqueue, its stored result) is held back and written with the job's success
+records (``rq_impl.outbox``); anywhere else it is written at once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from types import MappingProxyType
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.decorators import job
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
+from rq_impl import outbox
 from rq_impl.job_template import JobTemplate
 from shared import chunks, tasks
 from shared.connection import connect
@@ -53,9 +57,17 @@ def enqueue(template: JobTemplate, *args: Any, **kwargs: Any) -> Job:
     return template.job(template.write(args, kwargs, at), args, kwargs, at)
 
 
+def enqueue_on(pipe: Pipeline, template: JobTemplate, *args: Any, **kwargs: Any) -> Job:
+    """``enqueue``'s writes, queued on ``pipe`` for whoever sends them: a job running in a worker
+    enqueues with its own success records (``rq_impl.outbox``)."""
+    at = now()
+    return template.job(template.add(pipe, args, kwargs, at), args, kwargs, at)
+
+
 def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[..., None]], Any]:
     """RQ's ``@job`` (JSON, no stored return value) whose ``.delay`` validates, then enqueues in
-    one round trip (``enqueue``). ``.template`` writes its jobs into a pipeline of your own."""
+    one round trip (``enqueue``), or, in a worker's job, with the job's success. ``.template``
+    writes its jobs into a pipeline of your own."""
 
     def decorate(fn: Callable[..., None]) -> Any:
         target = queue(queue_name)
@@ -65,6 +77,8 @@ def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[.
         @wraps(rq_job.delay)
         def delay(*args: Any, **kwargs: Any) -> Job:
             validator(*args, **kwargs)
+            if (box := outbox.current()) is not None:
+                return enqueue_on(box.pipeline, template, *args, **kwargs)
             return enqueue(template, *args, **kwargs)
 
         rq_job.delay = delay
@@ -74,10 +88,18 @@ def task(queue_name: str, validator: Callable[..., Any]) -> Callable[[Callable[.
     return decorate
 
 
+def _store(rows: Sequence[tuple[int, int, int]]) -> None:
+    """``store.put_many``, or, in a worker's job, held back to be written with its success."""
+    if (box := outbox.current()) is None:
+        store.put_many(rows)
+    else:
+        box.rows.extend(store.script_row(*row) for row in rows)
+
+
 @task(routing.queue_for(HANDLE_RESULT_TASK), tasks.validate_result)
 def handle_result(x: int, y: int, result: int) -> None:
     """Store the result at the other end (idempotent: a redelivery stores nothing new)."""
-    store.put(*tasks.validate_result(x, y, result))
+    _store([tasks.validate_result(x, y, result)])
 
 
 @task(routing.queue_for(COMPUTE_TASK), tasks.validate_point)
@@ -90,7 +112,7 @@ def compute(x: int, y: int) -> None:
 @task(routing.queue_for(HANDLE_RESULT_TASK), chunks.validate_rows)
 def handle_results(rows: Sequence[Sequence[int]]) -> None:
     """Store a chunk's results in one round trip (idempotent per point, as ``handle_result``)."""
-    store.put_many(chunks.validate_rows(rows))
+    _store(chunks.validate_rows(rows))
 
 
 @task(routing.queue_for(COMPUTE_TASK), chunks.validate_chunk)
@@ -101,7 +123,7 @@ def compute_chunk(points: Sequence[Sequence[int]]) -> None:
         handle_results.delay(rows)
 
 
-#: The only functions a worker of ours will run.
-ALLOWED_FUNCTIONS = frozenset(
-    f"{__name__}.{fn.__name__}" for fn in (compute, handle_result, compute_chunk, handle_results)
-)
+#: The only functions a worker of ours will run, by the name a job gives.
+FUNCTIONS: dict[str, Callable[..., None]] = {
+    f"{__name__}.{fn.__name__}": fn for fn in (compute, handle_result, compute_chunk, handle_results)
+}

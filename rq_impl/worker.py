@@ -5,8 +5,8 @@ until its heartbeat expires (job timeout + 60 s) and the next maintenance pass (
 moves it to the failed registry. This worker, still driven by the stock CLI:
 
 - runs jobs in its own process (SimpleWorker: no fork per job; our jobs are pure functions),
-  writing RQ's own per-job records in two transactions where RQ takes eleven round trips, and
-  claiming the next job inside the last one's success transaction (rq_impl.lifecycle);
+  writing RQ's own per-job records with one script call per job where RQ takes eleven round
+  trips: a job's success also writes its output and starts the next job (rq_impl.lifecycle);
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
@@ -18,8 +18,8 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
   for a minute or more; this worker only flags the stop while idle, and polls the queue with a
   ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
-- runs only the pipeline's own functions (``PipelineJob``), so a job written into Redis by
-  someone else cannot name ``os.system``.
+- runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into
+  Redis by someone else cannot name ``os.system``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
-from rq_impl.tasks import ALLOWED_FUNCTIONS
 
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
@@ -48,10 +48,6 @@ INTERMEDIATE_GRACE = 5
 HEARTBEAT_EVERY = 1.0
 
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
-
-
-class FunctionNotAllowed(Exception):
-    """The job names a function outside the pipeline's tasks."""
 
 
 class PromptIntermediateQueue(IntermediateQueue):
@@ -63,15 +59,11 @@ class PromptIntermediateQueue(IntermediateQueue):
         return first_seen is not None and now() - first_seen > timedelta(seconds=INTERMEDIATE_GRACE)
 
 
-class PipelineJob(Job):
-    @property
-    def func(self) -> Any:
-        if self.func_name not in ALLOWED_FUNCTIONS:
-            raise FunctionNotAllowed(f"{self.func_name!r} is not a pipeline task")
-        return super().func
-
-
 class PipelineWorker(LeanLifecycle):
+    #: A job is found abandoned HEARTBEAT_GRACE s after its timeout (60 s if it has none).
+    heartbeat_grace = HEARTBEAT_GRACE
+    untimed_job_timeout = 60
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (
@@ -122,10 +114,6 @@ class PipelineWorker(LeanLifecycle):
                     PromptIntermediateQueue(queue.key, self.connection).cleanup(self, queue)
                 finally:
                     queue.release_maintenance_lock()
-
-    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        timeout = job.timeout if job.timeout and job.timeout > 0 else 60
-        return int(timeout) + HEARTBEAT_GRACE
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         exc_type = exc_info[0] if exc_info else None

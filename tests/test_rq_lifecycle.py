@@ -1,4 +1,5 @@
-"""PipelineWorker's lean job lifecycle: RQ's records, in about two round trips per job."""
+"""PipelineWorker's lean job lifecycle: RQ's records, one round trip per job under load, and the
+loop's stop and suspension checks still honoured between two jobs."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
+from rq.suspension import suspend
 
-from rq_impl import prestart, tasks
+from rq_impl import prestart, records, tasks
 from rq_impl.worker import PipelineWorker
 from shared.settings import Settings
 
@@ -37,20 +39,42 @@ def _worker(client: redis.Redis, *queue_names: str) -> PipelineWorker:
     return PipelineWorker(queues, connection=client, serializer=JSONSerializer)
 
 
-def test_jobs_keep_rqs_records_in_two_round_trips_each(settings: Settings, client: redis.Redis) -> None:
-    n = 200
+def _enqueue(client: redis.Redis, n: int, **options: Any) -> list[Job]:
     compute = tasks.queue("compute", client)
-    jobs = [compute.enqueue_call(tasks.compute, args=(i, 3), **tasks.JOB_OPTIONS) for i in range(n)]
+    return [
+        compute.enqueue_call(tasks.compute, args=(i, 3), **{**tasks.JOB_OPTIONS, **options}) for i in range(n)
+    ]
+
+
+def _after_finish(monkeypatch: pytest.MonkeyPatch, calls: int, action: Any) -> None:
+    """Run ``action`` right after the ``calls``-th success script returned (its claim made)."""
+    finish, done = records.finish, []
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        reply = finish(*args, **kwargs)
+        done.append(1)
+        if len(done) == calls:
+            action()
+        return reply
+
+    monkeypatch.setattr(records, "finish", wrapped)
+
+
+def test_jobs_keep_rqs_records_in_one_round_trip_each(settings: Settings, client: redis.Redis) -> None:
+    n = 200
+    jobs = _enqueue(client, n)
     counting = _counting_client(settings)
     worker = _worker(counting, "compute")
     CountingConnection.sends = 0
     worker.work(burst=True)
-    # Stock RQ: ~11 per job. Here: start, success (+ claim of the next); setup and teardown aside.
-    assert CountingConnection.sends <= 2 * n + 40, CountingConnection.sends
+    # Stock RQ: ~11 per job plus the task's enqueue. Here: one success script per job, which also
+    # holds the job's enqueue and starts the next job; setup and teardown aside.
+    assert CountingConnection.sends <= n + 40, CountingConnection.sends
     for job in jobs:
         job.refresh()
         assert job.get_status() == JobStatus.FINISHED
         assert job.ended_at is not None and job.last_heartbeat is not None
+    compute = tasks.queue("compute", client)
     assert compute.finished_job_registry.count == n
     assert compute.started_job_registry.count == 0
     assert client.llen(compute.intermediate_queue_key) == 0
@@ -66,28 +90,49 @@ def test_dependents_of_a_finished_job_are_enqueued(settings: Settings, client: r
     _worker(client, "compute").work(burst=True)
     assert child.get_status() == JobStatus.QUEUED
     assert child.id in result.job_ids
+    assert client.ttl(child.dependencies_key) == -1
+    _worker(client, "result").work(burst=True)
+    assert child.get_status() == JobStatus.FINISHED
+    assert 0 < client.ttl(child.dependencies_key) <= 30  # the result TTL, as RQ's cleanup gives it
 
 
-def test_a_stopping_worker_hands_its_claimed_job_back(settings: Settings, client: redis.Redis) -> None:
-    compute = tasks.queue("compute", client)
-    first, second = (compute.enqueue_call(tasks.compute, args=(i, 1), **tasks.JOB_OPTIONS) for i in range(2))
+def test_a_stop_after_a_claim_runs_the_claimed_job_then_stops(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, third = _enqueue(client, 3)
     worker = _worker(client, "compute")
-    with client.pipeline() as pipe:
-        worker._queue_claim(pipe)
-        worker._keep_claim(pipe.execute()[-1])
-    assert client.lrange(compute.intermediate_queue_key, 0, -1) == [first.id.encode()]
-    worker.teardown()
+    _after_finish(monkeypatch, 1, lambda: worker.request_stop(signal.SIGTERM, None))
+    worker.work()  # not burst: only the stop ends it
+    assert first.get_status() == JobStatus.FINISHED
+    assert second.get_status() == JobStatus.FINISHED  # claimed and started before the stop
+    assert third.get_status() == JobStatus.QUEUED
+    compute = tasks.queue("compute", client)
+    assert compute.job_ids == [third.id]
+    assert compute.started_job_registry.count == 0
     assert client.llen(compute.intermediate_queue_key) == 0
-    assert compute.job_ids == [first.id, second.id]
-    assert Job.fetch(first.id, client, serializer=JSONSerializer).get_status() == JobStatus.QUEUED
+
+
+def test_a_suspension_stops_the_claims(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _enqueue(client, 4)
+    _after_finish(monkeypatch, 1, lambda: suspend(client))
+    _worker(client, "compute").work(burst=True)  # a suspended worker in burst mode quits
+    statuses = [job.get_status() for job in jobs]
+    assert statuses == [JobStatus.FINISHED, JobStatus.FINISHED, JobStatus.QUEUED, JobStatus.QUEUED]
+
+
+def test_max_jobs_counts_every_job(client: redis.Redis) -> None:
+    jobs = _enqueue(client, 3)
+    _worker(client, "compute").work(burst=True, max_jobs=2)
+    assert [job.get_status() for job in jobs] == [JobStatus.FINISHED, JobStatus.FINISHED, JobStatus.QUEUED]
 
 
 def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.Redis) -> None:
     compute = tasks.queue("compute", client)
     client.rpush(compute.key, "ghost")  # an id whose job hash is gone
-    job = compute.enqueue_call(tasks.compute, args=(2, 2), **tasks.JOB_OPTIONS)
+    client.hset("rq:job:husk", "status", "queued")  # a hash RQ's fetch refuses (no data): skipped
+    client.rpush(compute.key, "husk")
+    job = compute.enqueue_call(tasks.compute, args=(2, 2), **{**tasks.JOB_OPTIONS, "timeout": 99})
     worker = _worker(client, "compute")
-    worker._ttl_guess[compute.key] = 99  # not this job's: its records are rewritten
     dequeued = prestart.dequeue_and_start(worker, timeout=None)
     assert dequeued is not None and dequeued[0].id == job.id
     assert not client.exists("rq:job:ghost") and not client.exists("rq:executions:ghost")
@@ -95,35 +140,48 @@ def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.
     assert job.get_status() == JobStatus.STARTED
     (entry, expires_at), *_ = client.zrange(compute.started_job_registry.key, 0, -1, withscores=True)
     assert entry.decode().startswith(f"{job.id}:")
-    assert expires_at - time.time() < worker.get_heartbeat_ttl(job) + 2
+    assert 99 < expires_at - time.time() <= worker.get_heartbeat_ttl(job) + 1
+
+
+def test_a_claim_skips_ids_rq_would_skip(client: redis.Redis) -> None:
+    (first,) = _enqueue(client, 1)
+    compute = tasks.queue("compute", client)
+    client.hset("rq:job:husk", "status", "queued")  # no data: RQ's fetch refuses it
+    client.rpush(compute.key, "husk", "ghost")  # ghost: no hash at all
+    (second,) = _enqueue(client, 1)
+    assert compute.job_ids == [first.id, "husk", "ghost", second.id]
+    _worker(client, "compute").work(burst=True)  # first claims past husk and ghost to second
+    assert first.get_status() == second.get_status() == JobStatus.FINISHED
+    assert compute.count == 0 and compute.started_job_registry.count == 0
+    assert client.hget("rq:job:husk", "status") == b"queued"
+
+
+def test_a_job_is_registered_under_its_origin_as_rq_does(client: redis.Redis) -> None:
+    (job,) = _enqueue(client, 1)  # origin "compute"
+    client.lmove("rq:queue:compute", "rq:queue:elsewhere", "LEFT", "RIGHT")
+    _worker(client, "elsewhere").work(burst=True)
+    assert job.get_status() == JobStatus.FINISHED
+    assert client.zcard("rq:wip:elsewhere") == client.zcard("rq:wip:compute") == 0
+    assert client.zrange("rq:finished:compute", 0, -1) == [job.id.encode()]
 
 
 def test_jobs_of_another_timeout_run_and_finish(settings: Settings, client: redis.Redis) -> None:
-    compute = tasks.queue("compute", client)
-    jobs = [
-        compute.enqueue_call(
-            tasks.compute, args=(i, 2), **{**tasks.JOB_OPTIONS, "timeout": 10 + 10 * (i % 2)}
-        )
-        for i in range(4)
-    ]
+    jobs = _enqueue(client, 4, timeout=10)
+    jobs += _enqueue(client, 4, timeout=20)
     _worker(client, "compute").work(burst=True)
     for job in jobs:
         job.refresh()
         assert job.get_status() == JobStatus.FINISHED
         assert job.worker_name and job.started_at and job.ended_at
-    assert compute.started_job_registry.count == 0
-    assert client.llen("rq:queue:result") == 4
+    assert tasks.queue("compute", client).started_job_registry.count == 0
+    assert client.llen("rq:queue:result") == 8
 
 
-@pytest.mark.parametrize("prestart_known", [False, True])
 def test_a_stop_requested_while_waiting_lets_the_dequeued_job_run(
-    client: redis.Redis, monkeypatch: pytest.MonkeyPatch, prestart_known: bool
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    compute = tasks.queue("compute", client)
-    job = compute.enqueue_call(tasks.compute, args=(5, 5), **tasks.JOB_OPTIONS)
+    (job,) = _enqueue(client, 1)
     worker = _worker(client, "compute")
-    if prestart_known:
-        worker._ttl_guess[compute.key] = worker.get_heartbeat_ttl(job)
     dequeue = worker._dequeue
 
     def sigterm_during_blmove(timeout: int | None) -> Any:
@@ -133,5 +191,5 @@ def test_a_stop_requested_while_waiting_lets_the_dequeued_job_run(
     monkeypatch.setattr(worker, "_dequeue", sigterm_during_blmove)
     worker.work()
     assert job.get_status() == JobStatus.FINISHED
-    assert client.llen(compute.intermediate_queue_key) == 0
+    assert client.llen(tasks.queue("compute", client).intermediate_queue_key) == 0
     assert client.llen("rq:queue:result") == 1

@@ -1,0 +1,303 @@
+"""RQ's per-job records, written by two Lua scripts: a job's start, and its success with the start
+of the next.
+
+RQ builds these records in Python, a few dozen objects and commands per job (a ``Queue``, three
+registries, an ``Execution``, a ``Result``, the whole job hash saved again). Here each transition
+is one script call holding the same keys with the same values, so everything that reads them
+(``rq info``, the registries, ``Job.fetch().get_status()``, ``latest_result()``, abandoned-job
+detection, worker statistics) reads what RQ's own worker leaves; ``tests/test_rq_records.py``
+checks that against RQ's readers. The layout copied is RQ 3.0's:
+
+- start (``prepare_execution`` + ``prepare_job_execution``): the execution hash
+  ``rq:execution:<job>:<execution>``, the job's execution registry ``rq:executions:<job>``,
+  the started registry ``rq:wip:<queue>``, the worker's executions set, the worker's state,
+  heartbeat and TTL, the job's ``started`` status, ``started_at``, ``worker_name``;
+- success (``handle_job_success``): worker counters, the job's ``finished`` status and times,
+  its result stream ``rq:results:<job>``, the finished registry, the job's TTL, and the
+  execution records removed.
+
+``finish`` also writes what the job held back (``rq_impl.outbox``: results to store, and commands
+such as an enqueue's, replayed by the script), and, asked to, claims the next job of the
+worker's queues and starts it (``LPOP`` and start in one atomic script, so no intermediate queue
+is needed): under load, one round trip per job. It claims nothing while ``rq suspend`` is in
+force, as RQ checks before every dequeue. The start's TTL is the job's timeout (the worker's
+fallback if it has none) plus the worker's grace: the formula of
+``LeanLifecycle.get_heartbeat_ttl``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from redis import Redis
+from rq.executions import Execution, ExecutionRegistry
+from rq.job import Job, JobStatus
+from rq.utils import now, utcformat
+from rq.worker import WorkerStatus
+
+from shared.store import PUT_ROW_LUA, ScriptRow
+
+if TYPE_CHECKING:
+    from rq_impl.lifecycle import LeanLifecycle
+
+#: The queue and job key prefixes the scripts write under (RQ's defaults).
+KEY_PREFIXES = ("rq:queue:", "rq:job:")
+
+#: Lua: start job ``id`` for the worker (see ``Stamp.args`` for what ``s`` holds), registered, as
+#: RQ does, under the queue its hash names as its origin. Returns nil if the job's hash is gone
+#: or has no data (RQ's fetch skips such an id), else {job hash as read, TTL}.
+_START_FUNCTION = """
+local function start(id, s)
+    local jkey = 'rq:job:' .. id
+    local h = redis.call('HGETALL', jkey)
+    local timeout, data, origin = nil, nil, ''
+    for k = 1, #h, 2 do
+        if h[k] == 'timeout' then timeout = tonumber(h[k + 1]) end
+        if h[k] == 'data' then data = true end
+        if h[k] == 'origin' then origin = h[k + 1] end
+    end
+    if not data then return nil end
+    if not timeout or timeout <= 0 then timeout = s.fallback end
+    local ttl = math.floor(timeout) + s.grace
+    local composite = id .. ':' .. s.eid
+    local ekey = 'rq:execution:' .. composite
+    local wexec = s.wkey .. ':executions'
+    redis.call('HSET', ekey, 'id', s.eid, 'job_id', id, 'created_at', s.ts, 'last_heartbeat', s.ts,
+        'worker_name', s.wname)
+    redis.call('EXPIRE', ekey, ttl)
+    redis.call('ZADD', 'rq:executions:' .. id, s.now + ttl + 60, s.eid)
+    redis.call('EXPIRE', 'rq:executions:' .. id, ttl + 60)
+    redis.call('ZADD', 'rq:wip:' .. origin, s.now + ttl, composite)
+    redis.call('SADD', wexec, composite)
+    redis.call('EXPIRE', wexec, ttl)
+    redis.call('HSET', s.wkey, 'state', 'busy', 'last_heartbeat', s.iso)
+    redis.call('EXPIRE', s.wkey, ttl)
+    redis.call('HSET', jkey, 'last_heartbeat', s.iso, 'status', 'started', 'started_at', s.iso,
+        'worker_name', s.wname)
+    redis.call('PERSIST', jkey)
+    return {h, ttl}
+end
+
+local function stamp(at)
+    return {wkey = ARGV[1], wname = ARGV[2], now = tonumber(ARGV[3]), eid = ARGV[at],
+        iso = ARGV[at + 1], ts = ARGV[at + 2], grace = tonumber(ARGV[at + 3]),
+        fallback = tonumber(ARGV[at + 4])}
+end
+"""
+
+#: ARGV: worker key, worker name, now (s), queue name, job id, then the stamp (5 values).
+#: After RQ's BLMOVE: the id leaves the intermediate queue as the job starts.
+START = (
+    _START_FUNCTION
+    + """
+local qname, id = ARGV[4], ARGV[5]
+redis.call('LREM', 'rq:queue:' .. qname .. ':intermediate', 1, id)
+return start(id, stamp(6))
+"""
+)
+
+#: ARGV: worker key, worker name, now (s), queue name, job id, execution id, started_at and
+#: ended_at (ISO), execution start and end (epoch s), seconds worked, result TTL (> 0), return
+#: value (base64 of the serialized value, '' for None), '1' if the job has dependencies ('' if
+#: not: their set, which RQ gives the result TTL too, exists only then), number of result rows
+#: and the rows (shared.store.PUT_ROW_LUA), number of held-back commands and each as its length then its
+#: words, number of queues to claim from and their names (priority order), the stamp (5 values)
+#: if any. The job's outputs go first: a command that fails stops the script before the job is
+#: recorded finished, and the job fails and is retried as it would have if the task had raised.
+#: Returns {dependents?} or {dependents?, queue name, job id, job hash as read, TTL} when it
+#: claimed and started one.
+FINISH = (
+    _START_FUNCTION
+    + """
+local wkey, wname, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local qname, id, eid = ARGV[4], ARGV[5], ARGV[6]
+local ttl = tonumber(ARGV[12])
+local rows = tonumber(ARGV[15])
+local i = 16
+for _ = 1, rows do
+"""
+    + PUT_ROW_LUA
+    + """
+    i = i + 4
+end
+local commands = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, commands do
+    local words = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + words))
+    i = i + words + 1
+end
+local jkey = 'rq:job:' .. id
+redis.call('HINCRBY', wkey, 'successful_job_count', 1)
+redis.call('HINCRBYFLOAT', wkey, 'total_working_time', ARGV[11])
+redis.call('HSET', jkey, 'status', 'finished', 'started_at', ARGV[7], 'ended_at', ARGV[8],
+    'last_heartbeat', ARGV[8])
+local rkey = 'rq:results:' .. id
+local result = {'type', 1, 'worker_name', wname, 'execution_id', eid, 'execution_started_at', ARGV[9],
+    'execution_ended_at', ARGV[10]}
+if ARGV[13] ~= '' then
+    table.insert(result, 'return_value')
+    table.insert(result, ARGV[13])
+end
+redis.call('XADD', rkey, 'MAXLEN', '~', 10, '*', unpack(result))
+redis.call('EXPIRE', rkey, ttl)
+redis.call('ZADD', 'rq:finished:' .. qname, now + ttl, id)
+local dependents = redis.call('EXISTS', jkey .. ':dependents')
+redis.call('EXPIRE', jkey, ttl)
+if dependents == 1 then redis.call('EXPIRE', jkey .. ':dependents', ttl) end
+if ARGV[14] ~= '' then redis.call('EXPIRE', 'rq:job::' .. id .. ':dependencies', ttl) end
+local composite = id .. ':' .. eid
+redis.call('DEL', 'rq:execution:' .. composite)
+redis.call('ZREM', 'rq:wip:' .. qname, composite)
+redis.call('ZREM', 'rq:executions:' .. id, eid)
+redis.call('SREM', wkey .. ':executions', composite)
+local queues = tonumber(ARGV[i])
+if queues > 0 and redis.call('EXISTS', 'rq:suspended') == 0 then
+    local s = stamp(i + queues + 1)
+    for q = 1, queues do
+        local name = ARGV[i + q]
+        local next_id = redis.call('LPOP', 'rq:queue:' .. name)
+        while next_id do
+            local started = start(next_id, s)
+            if started then return {dependents, name, next_id, started[1], started[2]} end
+            next_id = redis.call('LPOP', 'rq:queue:' .. name)
+        end
+    end
+end
+redis.call('HSET', wkey, 'state', 'idle')
+return {dependents}
+"""
+)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a start records that Python chooses: the execution id and the time."""
+
+    execution_id: str
+    at: datetime
+
+    @classmethod
+    def new(cls) -> Stamp:
+        return cls(uuid.uuid4().hex, now())
+
+    def args(self, worker: LeanLifecycle) -> tuple[Any, ...]:
+        return (self.execution_id, utcformat(self.at), self.at.timestamp(), *worker.start_ttl_terms())
+
+
+@dataclass
+class Claim:
+    """A job the success script claimed and started for this worker, as Redis returned it."""
+
+    queue_name: str
+    job_id: str
+    flat: list[bytes]
+    ttl: int
+    stamp: Stamp
+
+
+class Scripts:
+    """The two scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
+    a connection of the worker's pool kept for them: one call per job then skips redis-py's pool
+    checkout, stale-connection poll and release (~35 us a call here, a tenth of a job's CPU)."""
+
+    def __init__(self, connection: Redis) -> None:
+        own = type(connection)(connection_pool=connection.connection_pool, single_connection_client=True)
+        self.start = own.register_script(START)
+        self.finish = own.register_script(FINISH)
+
+
+def _worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
+    return worker.key, worker.name, int(time.time())  # RQ's registry scores: whole seconds
+
+
+def started(
+    worker: LeanLifecycle, job_id: str, flat: list[bytes], ttl: int, stamp: Stamp
+) -> tuple[Job, Execution]:
+    """The Job and Execution a script started, as RQ's own start leaves them in memory."""
+    job = worker.job_class(job_id, connection=worker.connection, serializer=worker.serializer)
+    job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+    job.worker_name, job.started_at, job.last_heartbeat = worker.name, stamp.at, stamp.at
+    job._status = JobStatus.STARTED
+    execution = Execution(stamp.execution_id, job_id, worker.connection, worker.name)
+    execution.created_at = execution.last_heartbeat = stamp.at
+    execution._job = job
+    worker.executions[execution.id] = execution
+    worker.last_heartbeat = stamp.at
+    worker._state = WorkerStatus.BUSY
+    if (actual := worker.get_heartbeat_ttl(job)) != ttl:  # a subclass's own rule: its TTLs
+        restamp(worker, job, execution, actual)
+    return job, execution
+
+
+def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> tuple[Job, Execution] | None:
+    """Start a job RQ's BLMOVE handed this worker; None if its hash is gone (RQ skips it too)."""
+    stamp = Stamp.new()
+    args = (*_worker_args(worker), queue_name, job_id, *stamp.args(worker))
+    reply = worker.scripts.start(args=args)
+    if reply is None:
+        return None
+    flat, ttl = reply
+    return started(worker, job_id, flat, int(ttl), stamp)
+
+
+def finish(
+    worker: LeanLifecycle,
+    job: Job,
+    execution: Execution,
+    result_ttl: int,
+    return_value: str,
+    rows: list[ScriptRow],
+    commands: list[tuple[Any, ...]],
+    claim_from: list[str],
+) -> tuple[bool, Claim | None]:
+    """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
+    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (job has
+    dependents, the job claimed)."""
+    assert job.started_at is not None and job.ended_at is not None
+    args: list[Any] = [
+        *_worker_args(worker),
+        job.origin,
+        job.id,
+        execution.id,
+        utcformat(job.started_at),
+        utcformat(job.ended_at),
+        execution.created_at.timestamp(),
+        job.ended_at.timestamp(),
+        (job.ended_at - job.started_at).total_seconds(),
+        result_ttl,
+        return_value,
+        "1" if job._dependency_ids else "",
+        len(rows),
+    ]
+    for row in rows:
+        args.extend(row)
+    args.append(len(commands))
+    for command in commands:
+        args.append(len(command))
+        args.extend(command)
+    args.append(len(claim_from))
+    stamp = Stamp.new() if claim_from else None
+    if stamp is not None:
+        args.extend(claim_from)
+        args.extend(stamp.args(worker))
+    reply = worker.scripts.finish(args=args)
+    if len(reply) == 1 or stamp is None:
+        return bool(reply[0]), None
+    dependents, queue_name, job_id, flat, ttl = reply
+    return bool(dependents), Claim(queue_name.decode(), job_id.decode(), flat, int(ttl), stamp)
+
+
+def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:
+    """Rewrite the TTL-bearing start records with ``ttl``, through RQ's own calls."""
+    with worker.connection.pipeline() as pipe:
+        execution.save(ttl=ttl, pipeline=pipe)
+        ExecutionRegistry(job_id=job.id, connection=pipe).add(execution=execution, ttl=ttl, pipeline=pipe)
+        job.started_job_registry.add_execution(execution, pipeline=pipe, ttl=ttl, xx=False)
+        pipe.expire(execution.worker_executions_key, ttl + 60)
+        worker.heartbeat(ttl, pipeline=pipe)
+        pipe.execute()
