@@ -93,11 +93,15 @@ class _Ticket:
 class GroupCommit:
     """One per broker (process): every consumer and worker thread of the process commits here."""
 
-    def __init__(self, client: Any, namespace: str, broker_id: str, wake_keep: int) -> None:
-        self.script = client.register_script(COMMIT)
-        self.namespace = namespace
-        self.broker_id = broker_id
+    def __init__(self, broker: Any, wake_keep: int) -> None:
+        self.script = broker.client.register_script(COMMIT)
+        self.namespace = broker.namespace
+        self.broker_id = broker.broker_id
         self.wake_keep = wake_keep
+        #: Flushes run one at a time (``_flush_lock``), so one connection serves them all; opened
+        #: at the first flush (a worker starts while Redis is away).
+        self._new_client = broker.dedicated_client
+        self._client: Any = None
         self._pending: list[_Ticket] = []
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -138,7 +142,9 @@ class GroupCommit:
                 args.extend(ack)
         error: BaseException | None = None
         try:
-            self.script(keys=[self.namespace], args=args)
+            if self._client is None:
+                self._client = self._new_client()
+            self.script(keys=[self.namespace], args=args, client=self._client)
         except Exception as exc:  # every ticket of the batch must learn it, not only this thread's
             error = exc
         for t in batch:

@@ -54,7 +54,9 @@ class PipelineConsumer(_RedisConsumer):
         #: Fetch only once this many slots are free: under load, waiting a millisecond for a
         #: few acks turns one-message fetches into batches (a quarter of the default prefetch).
         self.min_fetch = max(1, min(self.prefetch // 4, MIN_FETCH))
-        self.fetch = self.broker._dispatch("fetch")  # what ``broker.do_fetch`` builds on each call
+        #: This thread's own connection (``PipelineBroker.dedicated_client``), opened at first use.
+        self.client: Any = None
+        self.fetch: Any = None
 
     def __next__(self) -> Any:
         """Dramatiq's ``_RedisConsumer.__next__`` without its backoff sleeps, plus the three
@@ -80,6 +82,8 @@ class PipelineConsumer(_RedisConsumer):
             room = self.prefetch - self.outstanding_message_count
             if room >= self.min_fetch and not self.drained:
                 try:
+                    if self.fetch is None:
+                        self.fetch = self.broker._dispatch("fetch", self._client())
                     self.message_cache = self.fetch(self.queue_name, room)
                 except redis.ConnectionError as exc:
                     self.next_reconcile = 0.0
@@ -91,6 +95,16 @@ class PipelineConsumer(_RedisConsumer):
                     continue
             self._idle(full=room < self.min_fetch)
             return None
+
+    def _client(self) -> Any:
+        if self.client is None:
+            self.client = self.broker.dedicated_client()
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()  # gives the connection back to the broker's pool
+            self.client = self.fetch = None
 
     def _hold(self, message: Any) -> Any:
         if "redis_message_id" not in message.options:
@@ -108,7 +122,7 @@ class PipelineConsumer(_RedisConsumer):
             time.sleep(0.001)
             return
         try:
-            self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
+            self._client().blpop([self.wake_key], timeout=self.idle_seconds)
         except Exception as exc:
             self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
