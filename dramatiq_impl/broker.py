@@ -24,6 +24,7 @@ from dramatiq_impl.middleware import (
     RequeueOnShutdown,
     ValidateArguments,
 )
+from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
 from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
@@ -77,6 +78,9 @@ class PipelineBroker(RedisBroker):
         #: redis id of a message being processed -> what its actor sent or stored, not yet written.
         self.outboxes: dict[str, Outbox] = {}
         self._capture = threading.local()
+        #: What a message costs its worker thread, per queue: how much a consumer may hold.
+        self.message_cpu = MessageCpu()
+        self.add_middleware(self.message_cpu)
 
     def begin_capture(self, redis_message_id: str | None) -> None:
         """Hold back what this thread sends until the message it processes is acked (same round trip)."""
@@ -143,24 +147,27 @@ class PipelineBroker(RedisBroker):
         checks), about half of a script call's client-side cost; same retries and timeouts."""
         return redis.Redis(connection_pool=self.client.connection_pool, single_connection_client=True)
 
+    def dispatch_args(self, command: str, queue_name: str, *args: Any) -> list[Any]:
+        """ARGV of Dramatiq's ``dispatch.lua`` for ``command`` (as ``RedisBroker._dispatch`` builds it)."""
+        return [
+            command,
+            int(time.time() * 1000),
+            queue_name,
+            self.broker_id,
+            self.heartbeat_timeout,
+            self.dead_message_ttl,
+            self._should_do_maintenance(command),
+            self._max_unpack_size(),
+            *args,
+        ]
+
     def _dispatch(self, command: str, client: redis.Redis | None = None) -> Callable[..., Any]:
         """Dramatiq's ``dispatch.lua`` call for ``command``, sent through ``client`` if given."""
         dispatch = self.scripts["dispatch"]
         keys = [self.namespace]
 
         def do_dispatch(queue_name: str, *args: Any) -> Any:
-            argv = [
-                command,
-                int(time.time() * 1000),
-                queue_name,
-                self.broker_id,
-                self.heartbeat_timeout,
-                self.dead_message_ttl,
-                self._should_do_maintenance(command),
-                self._max_unpack_size(),
-                *args,
-            ]
-            return dispatch(args=argv, keys=keys, client=client)
+            return dispatch(args=self.dispatch_args(command, queue_name, *args), keys=keys, client=client)
 
         return do_dispatch
 

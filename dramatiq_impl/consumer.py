@@ -7,9 +7,11 @@
 2. Idle polling: the stock consumer sleeps with a growing backoff (up to the worker timeout,
    1 s) when its queue is empty, so a message sent to an idle worker waits up to a second, and
    a busy consumer whose prefetch is full backs off the same way. This one blocks on the
-   queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, so it
-   starts within a round trip, and sends about one command per second while idle. After a fetch
-   that drained the queue it waits on that list instead of fetching again.
+   queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, with its
+   next fetch sent in the same write (Redis runs it as soon as the BLPOP returns: one round trip
+   per wake-up), and sends about one command per second while idle. A consumer with no room
+   waits until acks free some (``_wait_for_room``), and holds no more CPU-bound work than its
+   process can run (``dramatiq_impl.pacing``).
 3. Messages orphaned in this process's ack set: a fetch moves ids into the ack set in Redis; if
    the reply is lost (Redis restarted, connection cut) or the consumer is replaced after a
    connection error, nobody in this process will ever process or ack them, and the stock
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -35,6 +38,8 @@ RECONCILE_SECONDS = 5.0
 MIN_FETCH = 8
 #: Sweep this queue for dead workers' messages this often (Dramatiq's "maintenance").
 MAINTENANCE_SECONDS = 1.0
+#: Longest wait for room before the consumer returns to Dramatiq's loop (stop, delayed messages).
+FULL_WAIT_SECONDS = 0.1
 
 
 class PipelineConsumer(_RedisConsumer):
@@ -51,9 +56,14 @@ class PipelineConsumer(_RedisConsumer):
         self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
         #: The last fetch found the queue empty: wait for a wake-up token before fetching again.
         self.drained = False
-        #: Fetch only once this many slots are free: under load, waiting a millisecond for a
-        #: few acks turns one-message fetches into batches (a quarter of the default prefetch).
-        self.min_fetch = max(1, min(self.prefetch // 4, MIN_FETCH))
+        #: Messages this consumer may hold now (``MessageCpu.window``), and how many must be free
+        #: before it fetches: under load, waiting for a few acks turns one-message fetches into
+        #: batches (half the window, at most ``MIN_FETCH``).
+        self.window = 1
+        self.min_fetch = 1
+        #: Set by an ack that frees ``min_fetch`` slots while this consumer waits for room.
+        self.room_freed = threading.Event()
+        self.waiting_for_room = False
         #: This thread's own connection (``PipelineBroker.dedicated_client``), opened at first use.
         self.client: Any = None
         self.fetch: Any = None
@@ -79,7 +89,9 @@ class PipelineConsumer(_RedisConsumer):
                     continue
                 self.queued_message_ids.add(message.message_id)
                 return self._hold(message)
-            room = self.prefetch - self.outstanding_message_count
+            self.window = self.broker.message_cpu.window(self.queue_name, self.prefetch)
+            self.min_fetch = max(1, min(self.window // 2, MIN_FETCH))
+            room = self.window - self.outstanding_message_count
             if room >= self.min_fetch and not self.drained:
                 try:
                     if self.fetch is None:
@@ -93,8 +105,12 @@ class PipelineConsumer(_RedisConsumer):
                 self.drained = len(self.message_cache) < room
                 if self.message_cache:
                     continue
-            self._idle(full=room < self.min_fetch)
-            return None
+            if room < self.min_fetch:
+                self._wait_for_room()
+                return None
+            self._wait_then_fetch(room)
+            if not self.message_cache:
+                return None
 
     def _client(self) -> Any:
         if self.client is None:
@@ -115,18 +131,51 @@ class PipelineConsumer(_RedisConsumer):
             self.held.add(message.options["redis_message_id"])
         return message
 
-    def _idle(self, full: bool) -> None:
-        if full:
-            # Prefetch (nearly) full: look again in a millisecond. Waking on every ack instead
-            # fetched one message per round trip under load (more commands, lower throughput).
-            time.sleep(0.001)
-            return
+    def _wait_for_room(self) -> None:
+        """Wait until acks free ``min_fetch`` slots (not on every ack: that fetched one message per
+        round trip under load; nor polling every millisecond, as this used to: a thousand wake-ups
+        a second per busy process)."""
+        self.room_freed.clear()
+        self.waiting_for_room = True
+        if self.window - self.outstanding_message_count < self.min_fetch:  # no ack since the check
+            self.room_freed.wait(FULL_WAIT_SECONDS)
+        self.waiting_for_room = False
+
+    def _wait_then_fetch(self, room: int) -> None:
+        """The queue was drained: wait for a wake-up token (or ``idle_seconds``), then fetch.
+
+        Both commands go in one write: Redis runs the fetch the moment the BLPOP returns, and both
+        replies come back together, so a woken consumer spends one round trip, not two.
+        """
         try:
-            self._client().blpop([self.wake_key], timeout=self.idle_seconds)
+            messages = self._blpop_fetch(room)
+        except redis.exceptions.NoScriptError:  # Redis restarted and lost its scripts: reload, fetch
+            messages = self._fetch_loading_script(room)
         except Exception as exc:
             self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
-        self.drained = False
+        self.message_cache = messages
+        self.drained = len(messages) < room
+
+    def _blpop_fetch(self, room: int) -> Any:
+        conn = self._client().connection
+        fetch = ["EVALSHA", self.broker.scripts["dispatch"].sha, 1, self.broker.namespace]
+        fetch += self.broker.dispatch_args("fetch", self.queue_name, room)
+        packed = conn.pack_commands([("BLPOP", self.wake_key, self.idle_seconds), fetch])
+
+        def send() -> Any:
+            conn.send_packed_command(packed)
+            conn.read_response()
+            return conn.read_response()
+
+        return conn.retry.call_with_retry(send, lambda _: conn.disconnect())
+
+    def _fetch_loading_script(self, room: int) -> Any:
+        try:
+            return self.broker._dispatch("fetch", self._client())(self.queue_name, room)
+        except Exception as exc:
+            self.next_reconcile = 0.0
+            raise ConnectionClosed(exc) from None
 
     def ack(self, message: Any) -> None:
         """Write what the message's actor held back (sends, results) and its ack through the group
@@ -140,8 +189,14 @@ class PipelineConsumer(_RedisConsumer):
                 self.broker.outboxes[redis_id] = outbox
             raise
         finally:
-            self.queued_message_ids.discard(message.message_id)
+            self._release(message)
         self.held.discard(redis_id)
+
+    def _release(self, message: Any) -> None:
+        """From a worker thread: the message no longer counts; wake the consumer if it waits."""
+        self.queued_message_ids.discard(message.message_id)
+        if self.waiting_for_room and self.window - self.outstanding_message_count >= self.min_fetch:
+            self.room_freed.set()
 
     def nack(self, message: Any) -> None:
         redis_id = message.options.get("redis_message_id")
@@ -151,7 +206,10 @@ class PipelineConsumer(_RedisConsumer):
             except Exception:
                 self.broker.outboxes[redis_id] = outbox
                 raise
-        super().nack(message)
+        try:
+            super().nack(message)
+        finally:
+            self._release(message)
         self.held.discard(redis_id)
 
     def requeue(self, messages: Any) -> None:
