@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import redis
@@ -178,19 +179,14 @@ class PipelineConsumer(_RedisConsumer):
             raise ConnectionClosed(exc) from None
 
     def ack(self, message: Any) -> None:
-        """Write what the message's actor held back (sends, results) and its ack through the group
-        commit (one shared round trip) instead of one ``dispatch.lua`` call each."""
+        """Hand what the message's actor held back (sends, results) and its ack to the group
+        commit (one shared round trip) instead of one ``dispatch.lua`` call each. The id stays
+        in ``held`` until the ack is in Redis (``reconcile`` must not take it for an orphan)."""
         redis_id = message.options.get("redis_message_id")
+        acks = [(self.queue_name, redis_id)] if redis_id else []
         outbox = self.broker.take_outbox(redis_id)
-        try:
-            self.broker.group_commit.commit(outbox, [(self.queue_name, redis_id)] if redis_id else [])
-        except Exception:
-            if outbox:  # Dramatiq retries the ack; what the actor produced must go with it
-                self.broker.outboxes[redis_id] = outbox
-            raise
-        finally:
-            self._release(message)
-        self.held.discard(redis_id)
+        self.broker.group_commit.commit(outbox, acks, on_written=partial(self.held.discard, redis_id))
+        self._release(message)
 
     def _release(self, message: Any) -> None:
         """From a worker thread: the message no longer counts; wake the consumer if it waits."""
@@ -201,11 +197,7 @@ class PipelineConsumer(_RedisConsumer):
     def nack(self, message: Any) -> None:
         redis_id = message.options.get("redis_message_id")
         if outbox := self.broker.take_outbox(redis_id):  # what it sent before failing still goes out
-            try:
-                self.broker.group_commit.commit(outbox, [])
-            except Exception:
-                self.broker.outboxes[redis_id] = outbox
-                raise
+            self.broker.group_commit.commit(outbox, [], wait=True)
         try:
             super().nack(message)
         finally:
