@@ -28,25 +28,46 @@ from typing import Any
 
 from shared.store import PUT_ROW_LUA, ScriptRow
 
-#: KEYS: namespace. ARGV: broker id, timestamp, last wake index to keep, number of enqueues, number
-#: of results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
-#: per result (ResultStore.put_many's HSETNX + HINCRBY), then (queue, redis id) per ack.
+#: KEYS: namespace. ARGV: broker id, last wake index to keep, number of enqueues, number of
+#: results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
+#: per result (ResultStore.put_many's HSETNX + HINCRBY), then (queue, redis id) per ack. Enqueues
+#: are written per queue (one HSET, one RPUSH in order, one wake-up token per message up to what is
+#: kept); no heartbeat here (fetches and the Heartbeat middleware keep it fresh).
 COMMIT = (
     """
 local ns = KEYS[1]
 local broker_id = ARGV[1]
-redis.call("zadd", ns .. ":__heartbeats__", ARGV[2], broker_id)
-local keep = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local rows = tonumber(ARGV[5])
-local i = 6
+local keep = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local rows = tonumber(ARGV[4])
+local i = 5
+local queues = {}
 for _ = 1, n do
     local queue = ns .. ":" .. ARGV[i]
-    redis.call("hset", queue .. ".msgs", ARGV[i + 1], ARGV[i + 2])
-    redis.call("rpush", queue, ARGV[i + 1])
-    redis.call("lpush", queue .. ".wake", "1")
-    redis.call("ltrim", queue .. ".wake", 0, keep)
+    local q = queues[queue]
+    if q == nil then
+        q = {ids = {}, fields = {}}
+        queues[queue] = q
+    end
+    q.ids[#q.ids + 1] = ARGV[i + 1]
+    q.fields[#q.fields + 1] = ARGV[i + 1]
+    q.fields[#q.fields + 1] = ARGV[i + 2]
     i = i + 3
+end
+local function call_in_slices(command, key, list)  -- unpack has a limit (a chunk may send 250)
+    for j = 1, #list, 500 do
+        redis.call(command, key, unpack(list, j, math.min(j + 499, #list)))
+    end
+end
+for queue, q in pairs(queues) do
+    call_in_slices("hset", queue .. ".msgs", q.fields)
+    call_in_slices("rpush", queue, q.ids)
+    local tokens = {}
+    for t = 1, math.min(#q.ids, keep + 1) do
+        tokens[t] = "1"
+    end
+    redis.call("lpush", queue .. ".wake", unpack(tokens))
+    redis.call("ltrim", queue .. ".wake", 0, keep)
 end
 for _ = 1, rows do
 """
@@ -159,21 +180,20 @@ class GroupCommit:
 
     def _write(self, batch: list[_Ticket]) -> None:
         """One script call for the whole batch, retried until Redis takes it."""
-        args: list[Any] = [self.broker_id, 0, self.wake_keep, 0, 0]
+        args: list[Any] = [self.broker_id, self.wake_keep, 0, 0]
         boxes = [t.outbox for t in batch if t.outbox]
         for box in boxes:
             for enqueue in box.enqueues:
                 args.extend(enqueue)
-            args[3] += len(box.enqueues)
+            args[2] += len(box.enqueues)
         for box in boxes:
             for row in box.rows:
                 args.extend(row)
-            args[4] += len(box.rows)
+            args[3] += len(box.rows)
         for t in batch:
             for ack in t.acks:
                 args.extend(ack)
         while True:
-            args[1] = int(time.time() * 1000)
             try:
                 if self._client is None:
                     self._client = self._new_client()

@@ -58,3 +58,19 @@ def test_concurrent_acks_are_all_written_with_their_sends(settings: Settings, cl
     assert client.hlen("dramatiq:compute.msgs") == 0
     sent = {i.decode() if isinstance(i, bytes) else i for i in client.lrange("dramatiq:result", 0, -1)}
     assert sent == {f"sent-by-{i}" for i in ids}
+
+
+def test_a_batch_larger_than_luas_unpack_limit_is_written_in_order(
+    settings: Settings, client: redis.Redis
+) -> None:
+    """A chunk whose points all fail sends one message per point; many such acks in one batch."""
+    broker = build_broker(settings)
+    box = Outbox()
+    ids = [f"m{i:05d}" for i in range(12_000)]
+    box.enqueues.extend(("compute", i, b"{}") for i in ids)
+    broker.group_commit.commit(box, [])
+    assert [
+        i.decode() if isinstance(i, bytes) else i for i in client.lrange("dramatiq:compute", 0, -1)
+    ] == ids
+    assert client.hlen("dramatiq:compute.msgs") == len(ids)
+    assert client.llen("dramatiq:compute.wake") == 16
