@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dramatiq_impl.direct import call_script
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 #: KEYS: namespace. ARGV: broker id, last wake index to keep, number of enqueues, number of
@@ -197,7 +198,7 @@ class GroupCommit:
             try:
                 if self._client is None:
                     self._client = self._new_client()
-                self.script(keys=[self.namespace], args=args, client=self._client)
+                call_script(self._client, self.script, [self.namespace], args)
                 return
             except Exception:  # redis-py has retried for RECONNECT_SECONDS already
                 logger.exception(

@@ -26,12 +26,12 @@ import time
 from functools import partial
 from typing import Any
 
-import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
+from dramatiq_impl.direct import call_script
 from dramatiq_impl.middleware import record_dead_letter_reason
 
 RECONCILE_SECONDS = 5.0
@@ -67,7 +67,7 @@ class PipelineConsumer(_RedisConsumer):
         self.waiting_for_room = False
         #: This thread's own connection (``PipelineBroker.dedicated_client``), opened at first use.
         self.client: Any = None
-        self.fetch: Any = None
+        self.dispatch = self.broker.scripts["dispatch"]
 
     def __next__(self) -> Any:
         """Dramatiq's ``_RedisConsumer.__next__`` without its backoff sleeps, plus the three
@@ -84,23 +84,18 @@ class PipelineConsumer(_RedisConsumer):
                 if data is None:  # as the stock consumer: an id whose message is gone
                     continue
                 try:
-                    message = MessageProxy(Message.decode(data))
+                    message = Message.decode(data)
                 except DecodeError as exc:
                     self._dead_letter_undecodable(exc)
                     continue
                 self.queued_message_ids.add(message.message_id)
-                return self._hold(message)
+                self._hold(message)  # on the message itself: MessageProxy forwards each attribute
+                return MessageProxy(message)
             self.window = self.broker.message_cpu.window(self.queue_name, self.prefetch)
             self.min_fetch = max(1, min(self.window // 2, MIN_FETCH))
             room = self.window - self.outstanding_message_count
             if room >= self.min_fetch and not self.drained:
-                try:
-                    if self.fetch is None:
-                        self.fetch = self.broker._dispatch("fetch", self._client())
-                    self.message_cache = self.fetch(self.queue_name, room)
-                except redis.ConnectionError as exc:
-                    self.next_reconcile = 0.0
-                    raise ConnectionClosed(exc) from None
+                self.message_cache = self._fetch(room)
                 # Fewer than asked: the queue was empty. Wait on the wake-up list (every enqueue
                 # since then left a token) rather than spend a round trip on an empty fetch.
                 self.drained = len(self.message_cache) < room
@@ -121,16 +116,16 @@ class PipelineConsumer(_RedisConsumer):
     def close(self) -> None:
         if self.client is not None:
             self.client.close()  # gives the connection back to the broker's pool
-            self.client = self.fetch = None
+            self.client = None
 
-    def _hold(self, message: Any) -> Any:
-        if "redis_message_id" not in message.options:
+    def _hold(self, message: Message[Any]) -> None:
+        options = message.options
+        if "redis_message_id" not in options:
             marker = message.message_id.encode()
             found = [redis_id for redis_id, data in self._unacked() if marker in data]
-            message.options["redis_message_id"] = found[0] if found else None
-        if message.options["redis_message_id"]:
-            self.held.add(message.options["redis_message_id"])
-        return message
+            options["redis_message_id"] = found[0] if found else None
+        if redis_id := options["redis_message_id"]:
+            self.held.add(redis_id)
 
     def _wait_for_room(self) -> None:
         """Wait until acks free ``min_fetch`` slots (not on every ack: that fetched one message per
@@ -148,33 +143,16 @@ class PipelineConsumer(_RedisConsumer):
         Both commands go in one write: Redis runs the fetch the moment the BLPOP returns, and both
         replies come back together, so a woken consumer spends one round trip, not two.
         """
+        self.message_cache = self._fetch(room, first=("BLPOP", self.wake_key, self.idle_seconds))
+        self.drained = len(self.message_cache) < room
+
+    def _fetch(self, room: int, first: tuple[Any, ...] | None = None) -> Any:
+        """Dramatiq's fetch (``dispatch.lua``: ids from the queue into this process's ack set, their
+        data back) on this thread's own connection (``direct.call_script``)."""
+        args = self.broker.dispatch_args("fetch", self.queue_name, room)
         try:
-            messages = self._blpop_fetch(room)
-        except redis.exceptions.NoScriptError:  # Redis restarted and lost its scripts: reload, fetch
-            messages = self._fetch_loading_script(room)
-        except Exception as exc:
-            self.next_reconcile = 0.0
-            raise ConnectionClosed(exc) from None
-        self.message_cache = messages
-        self.drained = len(messages) < room
-
-    def _blpop_fetch(self, room: int) -> Any:
-        conn = self._client().connection
-        fetch = ["EVALSHA", self.broker.scripts["dispatch"].sha, 1, self.broker.namespace]
-        fetch += self.broker.dispatch_args("fetch", self.queue_name, room)
-        packed = conn.pack_commands([("BLPOP", self.wake_key, self.idle_seconds), fetch])
-
-        def send() -> Any:
-            conn.send_packed_command(packed)
-            conn.read_response()
-            return conn.read_response()
-
-        return conn.retry.call_with_retry(send, lambda _: conn.disconnect())
-
-    def _fetch_loading_script(self, room: int) -> Any:
-        try:
-            return self.broker._dispatch("fetch", self._client())(self.queue_name, room)
-        except Exception as exc:
+            return call_script(self._client(), self.dispatch, [self.broker.namespace], args, first)
+        except Exception as exc:  # connection trouble (after retries), or Redis refusing the script
             self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
 
