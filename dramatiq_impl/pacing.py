@@ -39,8 +39,8 @@ class MessageCpu(Middleware):
         #: Outside a worker nothing is measured: a consumer used on its own holds its prefetch.
         self.in_worker = False
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        self.in_worker = True
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.in_worker = True  # before the worker starts its consumers, whose first fetch counts
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         self._started.cpu = time.thread_time()
