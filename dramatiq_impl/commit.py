@@ -172,7 +172,13 @@ class GroupCommit:
                 if not batch:
                     self._flushing = False
                     return
-            self._write(batch)
+            try:
+                self._write(batch)
+            except BaseException:  # not a Redis error (those are retried): a thread being stopped
+                with self._lock:
+                    self._pending[:0] = batch  # the next commit's flusher writes them
+                    self._flushing = False
+                raise
             for t in batch:
                 if t.on_written is not None:
                     t.on_written()
