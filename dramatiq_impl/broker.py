@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 from uuid import uuid4
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
+from dramatiq.message import get_encoder
 from dramatiq.middleware import Middleware, MiddlewareError, Retries, TimeLimit
 
 from dramatiq_impl.commit import GroupCommit, Outbox
@@ -22,6 +25,7 @@ from dramatiq_impl.middleware import (
     RequeueOnShutdown,
     ValidateArguments,
 )
+from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
 from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
@@ -33,6 +37,8 @@ from shared.tasks import validate_point, validate_result
 HEARTBEAT_TIMEOUT_MS = 10_000
 #: Wake-up tokens kept per queue: enough for every idle consumer, bounded when all are busy.
 WAKE_TOKENS = 16
+#: Messages in ``enqueue_many``'s first round trip.
+FIRST_BATCH = 100
 
 #: Dramatiq's enqueue (data into ``<queue>.msgs``, id onto the queue) plus wake-up tokens, for one
 #: message or a batch of one queue's messages. KEYS: queue, queue.msgs, queue.wake; ARGV: last
@@ -71,10 +77,13 @@ class PipelineBroker(RedisBroker):
         self.held_ids: dict[str, set[str]] = {}
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
         self._maintenance = threading.local()
-        self.group_commit = GroupCommit(self.client, self.namespace, self.broker_id, WAKE_TOKENS - 1)
+        self.group_commit = GroupCommit(self, WAKE_TOKENS - 1)
         #: redis id of a message being processed -> what its actor sent or stored, not yet written.
         self.outboxes: dict[str, Outbox] = {}
         self._capture = threading.local()
+        #: What a message costs its worker thread, per queue: how much a consumer may hold.
+        self.message_cpu = MessageCpu()
+        self.add_middleware(self.message_cpu)
 
     def begin_capture(self, redis_message_id: str | None) -> None:
         """Hold back what this thread sends until the message it processes is acked (same round trip)."""
@@ -134,6 +143,37 @@ class PipelineBroker(RedisBroker):
             except Exception:
                 self.logger.critical("Unexpected failure in after_%s of %r.", signal, hook, exc_info=True)
 
+    def dedicated_client(self) -> redis.Redis:
+        """A client that keeps one connection of the broker's pool for itself, for one thread's hot
+        path (a consumer's fetches and waits, the group commit's flushes). Checking a connection out
+        of the pool and back costs ~30 µs of CPU per command here (redis-py's health and observability
+        checks), about half of a script call's client-side cost; same retries and timeouts."""
+        return redis.Redis(connection_pool=self.client.connection_pool, single_connection_client=True)
+
+    def dispatch_args(self, command: str, queue_name: str, *args: Any) -> list[Any]:
+        """ARGV of Dramatiq's ``dispatch.lua`` for ``command`` (as ``RedisBroker._dispatch`` builds it)."""
+        return [
+            command,
+            int(time.time() * 1000),
+            queue_name,
+            self.broker_id,
+            self.heartbeat_timeout,
+            self.dead_message_ttl,
+            self._should_do_maintenance(command),
+            self._max_unpack_size(),
+            *args,
+        ]
+
+    def _dispatch(self, command: str, client: redis.Redis | None = None) -> Callable[..., Any]:
+        """Dramatiq's ``dispatch.lua`` call for ``command``, sent through ``client`` if given."""
+        dispatch = self.scripts["dispatch"]
+        keys = [self.namespace]
+
+        def do_dispatch(queue_name: str, *args: Any) -> Any:
+            return dispatch(args=self.dispatch_args(command, queue_name, *args), keys=keys, client=client)
+
+        return do_dispatch
+
     def request_maintenance(self) -> None:
         """Run Dramatiq's maintenance (reclaim dead workers' messages) on this thread's next call."""
         self._maintenance.due = True
@@ -141,6 +181,28 @@ class PipelineBroker(RedisBroker):
     def wake_key(self, queue_name: str) -> str:
         """A short list every enqueue pushes to; idle consumers of the queue block on it."""
         return f"{self.namespace}:{queue_name}.wake"
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        """As ``RedisBroker.enqueue``; an undelayed message is copied with its redis id by its
+        constructor rather than ``Message.copy`` (``dataclasses.replace``), and encoded from that
+        dict: ~10 µs less per message, a twentieth of what a compute message costs its worker."""
+        if delay is not None:
+            return super().enqueue(message, delay=delay)
+        redis_id = str(uuid4())  # the message's own id is reused by retries; this one is unique
+        fields: dict[str, Any] = {
+            "queue_name": message.queue_name,
+            "actor_name": message.actor_name,
+            "args": message.args,
+            "kwargs": message.kwargs,
+            "options": {**message.options, "redis_message_id": redis_id},
+            "message_id": message.message_id,
+            "message_timestamp": message.message_timestamp,
+        }
+        message = dramatiq.Message(**fields)
+        self.emit_before("enqueue", message, None)
+        self.do_enqueue(message.queue_name, redis_id, get_encoder().encode(fields))
+        self.emit_after("enqueue", message, None)
+        return message
 
     def do_enqueue(self, queue_name: str, redis_message_id: str, data: bytes, client: Any = None) -> None:
         """Dramatiq's enqueue (message into ``<queue>.msgs``, id onto the queue) plus a wake-up,
@@ -153,13 +215,19 @@ class PipelineBroker(RedisBroker):
         self.enqueue_script(keys=keys, args=[WAKE_TOKENS - 1, redis_message_id, data], client=client)
 
     def enqueue_many(self, messages: Iterable[dramatiq.Message], batch: int = 1000) -> None:
-        """Enqueue many (undelayed) messages: ``batch`` per round trip, one script call per queue.
+        """Enqueue many (undelayed) messages: up to ``batch`` per round trip, one script call per queue.
+
+        The first batches are smaller (``FIRST_BATCH``, then three times as many each round trip):
+        workers start on the first messages while the rest are still being encoded, instead of
+        waiting for a whole batch (a thousand messages take the producer ~40 ms here).
 
         Each message gets its ``redis_message_id`` in its own options (as ``RedisBroker.enqueue``
         does on a copy): the messages are the caller's to hand over, not to enqueue again.
         """
         it = iter(messages)
-        while chunk := list(islice(it, batch)):
+        size = min(batch, FIRST_BATCH)
+        while chunk := list(islice(it, size)):
+            size = min(batch, size * 3)
             by_queue: dict[str, list[int | str | bytes]] = {}
             for message in chunk:
                 self.emit_before("enqueue", message, None)
@@ -168,12 +236,10 @@ class PipelineBroker(RedisBroker):
                 by_queue.setdefault(message.queue_name, [WAKE_TOKENS - 1]).extend(
                     (redis_id, message.encode())
                 )
-            pipe = self.client.pipeline(transaction=False)
-            for queue_name, args in by_queue.items():
+            for queue_name, args in by_queue.items():  # nearly always one queue: no pipeline needed
                 queue = f"{self.namespace}:{queue_name}"
                 keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
-                self.enqueue_script(keys=keys, args=args, client=pipe)
-            pipe.execute()
+                self.enqueue_script(keys=keys, args=args)
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:

@@ -4,44 +4,71 @@ Stock Dramatiq spends one round trip (one ``dispatch.lua`` call) per ack, and on
 actor sends; on the seed's pipeline those are 2 of the ~3 round trips a compute message costs, and
 each costs a worker ~40 µs of Python plus a Lua call in Redis. Here a thread that acks hands its
 ack, and every message its actor sent (``PipelineBroker.do_enqueue`` holds them back while the
-actor runs), to ``GroupCommit.commit``. If no flush is in flight it sends them at once (no added
-latency when idle); if one is, it waits for it and the next flush sends everything queued
-meanwhile, from every thread, in one script call. ``commit`` returns only once its items are in
-Redis, so an ack is never reported before it happened, and a message's sends always reach Redis
-before (in the same atomic script as) its ack: a crash in between redelivers the message, it
-never loses a result.
+actor runs), to ``GroupCommit.commit``. If no flush is in flight, that thread becomes the flusher:
+it sends them at once (no added latency when idle), then, in one script call each time, whatever
+other threads handed over meanwhile, until nothing is left. If a flush is in flight, the thread
+leaves its items to the flusher and goes back to work without waiting (waiting there, then being
+woken one after another, was half of the commit's cost). Either way a message's sends reach Redis
+before (in the same atomic script as) its ack: a crash in between redelivers the message, it never
+loses a result; an ack not yet written at a crash is a redelivery too. What must wait for Redis
+does: the consumer forgets a message id (``on_written``) only once its ack is in Redis, so its
+orphan check never requeues a message whose ack is on its way; a nack waits for its message's sends
+(``wait``); a warm shutdown waits for every pending item (``flush``) before it gives back what is
+left in the ack sets. A flush that fails is retried until it succeeds (after redis-py's own
+retries), as Dramatiq retries a failed ack: nothing handed over is dropped.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import redis
-from dramatiq.errors import ConnectionClosed
-
+from dramatiq_impl.direct import call_script
 from shared.store import PUT_ROW_LUA, ScriptRow
 
-#: KEYS: namespace. ARGV: broker id, timestamp, last wake index to keep, number of enqueues, number
-#: of results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
-#: per result (ResultStore.put_many's HSETNX + HINCRBY), then (queue, redis id) per ack.
+#: KEYS: namespace. ARGV: broker id, last wake index to keep, number of enqueues, number of
+#: results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
+#: per result (ResultStore.put_many's HSETNX + HINCRBY), then (queue, redis id) per ack. Enqueues
+#: are written per queue (one HSET, one RPUSH in order, one wake-up token per message up to what is
+#: kept); no heartbeat here (fetches and the Heartbeat middleware keep it fresh).
 COMMIT = (
     """
 local ns = KEYS[1]
 local broker_id = ARGV[1]
-redis.call("zadd", ns .. ":__heartbeats__", ARGV[2], broker_id)
-local keep = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local rows = tonumber(ARGV[5])
-local i = 6
+local keep = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local rows = tonumber(ARGV[4])
+local i = 5
+local queues = {}
 for _ = 1, n do
     local queue = ns .. ":" .. ARGV[i]
-    redis.call("hset", queue .. ".msgs", ARGV[i + 1], ARGV[i + 2])
-    redis.call("rpush", queue, ARGV[i + 1])
-    redis.call("lpush", queue .. ".wake", "1")
-    redis.call("ltrim", queue .. ".wake", 0, keep)
+    local q = queues[queue]
+    if q == nil then
+        q = {ids = {}, fields = {}}
+        queues[queue] = q
+    end
+    q.ids[#q.ids + 1] = ARGV[i + 1]
+    q.fields[#q.fields + 1] = ARGV[i + 1]
+    q.fields[#q.fields + 1] = ARGV[i + 2]
     i = i + 3
+end
+local function call_in_slices(command, key, list)  -- unpack has a limit (a chunk may send 250)
+    for j = 1, #list, 500 do
+        redis.call(command, key, unpack(list, j, math.min(j + 499, #list)))
+    end
+end
+for queue, q in pairs(queues) do
+    call_in_slices("hset", queue .. ".msgs", q.fields)
+    call_in_slices("rpush", queue, q.ids)
+    local tokens = {}
+    for t = 1, math.min(#q.ids, keep + 1) do
+        tokens[t] = "1"
+    end
+    redis.call("lpush", queue .. ".wake", unpack(tokens))
+    redis.call("ltrim", queue .. ".wake", 0, keep)
 end
 for _ = 1, rows do
 """
@@ -58,6 +85,11 @@ while i < #ARGV do
 end
 """
 )
+
+#: Seconds between attempts of a flush that failed (Dramatiq waits as long before retrying an ack).
+RETRY_SECONDS = 5.0
+
+logger = logging.getLogger(__name__)
 
 #: (queue name, redis message id, encoded message)
 Enqueue = tuple[str, str, bytes]
@@ -81,66 +113,101 @@ class Outbox:
 
 
 class _Ticket:
-    __slots__ = ("acks", "done", "error", "outbox")
+    __slots__ = ("acks", "on_written", "outbox", "written")
 
-    def __init__(self, outbox: Outbox | None, acks: list[Ack]) -> None:
+    def __init__(
+        self, outbox: Outbox | None, acks: list[Ack], on_written: Callable[[], object] | None, wait: bool
+    ) -> None:
         self.outbox = outbox
         self.acks = acks
-        self.done = False
-        self.error: BaseException | None = None
+        self.on_written = on_written
+        self.written = threading.Event() if wait else None
 
 
 class GroupCommit:
     """One per broker (process): every consumer and worker thread of the process commits here."""
 
-    def __init__(self, client: Any, namespace: str, broker_id: str, wake_keep: int) -> None:
-        self.script = client.register_script(COMMIT)
-        self.namespace = namespace
-        self.broker_id = broker_id
+    def __init__(self, broker: Any, wake_keep: int) -> None:
+        self.script = broker.client.register_script(COMMIT)
+        self.namespace = broker.namespace
+        self.broker_id = broker.broker_id
         self.wake_keep = wake_keep
+        #: One flusher at a time, so one connection serves every flush; opened at the first flush
+        #: (a worker starts while Redis is away).
+        self._new_client = broker.dedicated_client
+        self._client: Any = None
         self._pending: list[_Ticket] = []
-        self._pending_lock = threading.Lock()
-        self._flush_lock = threading.Lock()
+        self._flushing = False
+        self._lock = threading.Lock()
 
-    def commit(self, outbox: Outbox | None, acks: list[Ack]) -> None:
-        """Write ``outbox`` then ``acks``; return once they are in Redis.
+    def commit(
+        self,
+        outbox: Outbox | None,
+        acks: list[Ack],
+        on_written: Callable[[], object] | None = None,
+        wait: bool = False,
+    ) -> None:
+        """Have ``outbox`` then ``acks`` written, and ``on_written`` called once they are in Redis.
 
-        Raises ConnectionClosed if Redis could not be reached: Dramatiq then retries the ack, and
-        the message's sends with it (at worst written twice: the store dedups).
+        Returns at once if another thread is flushing (it writes them next), unless ``wait``.
         """
-        ticket = _Ticket(outbox, acks)
-        with self._pending_lock:
+        ticket = _Ticket(outbox, acks, on_written, wait)
+        with self._lock:
             self._pending.append(ticket)
-        with self._flush_lock:
-            if not ticket.done:  # else a flush that ran while this thread waited took it
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._flush(batch)
-        if isinstance(ticket.error, redis.RedisError):
-            raise ConnectionClosed(ticket.error) from None
-        if ticket.error is not None:
-            raise RuntimeError("group commit failed") from ticket.error
+            lead, self._flushing = not self._flushing, True
+        if lead:
+            self._flush_pending()
+        elif ticket.written is not None:
+            ticket.written.wait()
 
-    def _flush(self, batch: list[_Ticket]) -> None:
-        """One script call for the whole batch; marks every ticket done, with the error if any."""
-        args: list[Any] = [self.broker_id, int(time.time() * 1000), self.wake_keep, 0, 0]
+    def flush(self) -> None:
+        """Return once everything handed over before this call is in Redis."""
+        self.commit(None, [], wait=True)
+
+    def _flush_pending(self) -> None:
+        """As the flusher: write batches until none is left, then let the next commit flush."""
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._flushing = False
+                    return
+            try:
+                self._write(batch)
+            except BaseException:  # not a Redis error (those are retried): a thread being stopped
+                with self._lock:
+                    self._pending[:0] = batch  # the next commit's flusher writes them
+                    self._flushing = False
+                raise
+            for t in batch:
+                if t.on_written is not None:
+                    t.on_written()
+                if t.written is not None:
+                    t.written.set()
+
+    def _write(self, batch: list[_Ticket]) -> None:
+        """One script call for the whole batch, retried until Redis takes it."""
+        args: list[Any] = [self.broker_id, self.wake_keep, 0, 0]
         boxes = [t.outbox for t in batch if t.outbox]
         for box in boxes:
             for enqueue in box.enqueues:
                 args.extend(enqueue)
-            args[3] += len(box.enqueues)
+            args[2] += len(box.enqueues)
         for box in boxes:
             for row in box.rows:
                 args.extend(row)
-            args[4] += len(box.rows)
+            args[3] += len(box.rows)
         for t in batch:
             for ack in t.acks:
                 args.extend(ack)
-        error: BaseException | None = None
-        try:
-            self.script(keys=[self.namespace], args=args)
-        except Exception as exc:  # every ticket of the batch must learn it, not only this thread's
-            error = exc
-        for t in batch:
-            t.error = error
-            t.done = True
+        while True:
+            try:
+                if self._client is None:
+                    self._client = self._new_client()
+                call_script(self._client, self.script, [self.namespace], args)
+                return
+            except Exception:  # redis-py has retried for RECONNECT_SECONDS already
+                logger.exception(
+                    "Group commit of %d message(s) failed; retrying in %s s.", len(batch), RETRY_SECONDS
+                )
+                time.sleep(RETRY_SECONDS)

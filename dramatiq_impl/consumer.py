@@ -7,9 +7,11 @@
 2. Idle polling: the stock consumer sleeps with a growing backoff (up to the worker timeout,
    1 s) when its queue is empty, so a message sent to an idle worker waits up to a second, and
    a busy consumer whose prefetch is full backs off the same way. This one blocks on the
-   queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, so it
-   starts within a round trip, and sends about one command per second while idle. After a fetch
-   that drained the queue it waits on that list instead of fetching again.
+   queue's wake-up list (``PipelineBroker.wake_key``), which every enqueue pushes to, with its
+   next fetch sent in the same write (Redis runs it as soon as the BLPOP returns: one round trip
+   per wake-up), and sends about one command per second while idle. A consumer with no room
+   waits until acks free some (``_wait_for_room``), and holds no more CPU-bound work than its
+   process can run (``dramatiq_impl.pacing``).
 3. Messages orphaned in this process's ack set: a fetch moves ids into the ack set in Redis; if
    the reply is lost (Redis restarted, connection cut) or the consumer is replaced after a
    connection error, nobody in this process will ever process or ack them, and the stock
@@ -19,15 +21,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from functools import partial
 from typing import Any
 
-import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
+from dramatiq_impl.direct import call_script
 from dramatiq_impl.middleware import record_dead_letter_reason
 
 RECONCILE_SECONDS = 5.0
@@ -35,6 +39,8 @@ RECONCILE_SECONDS = 5.0
 MIN_FETCH = 8
 #: Sweep this queue for dead workers' messages this often (Dramatiq's "maintenance").
 MAINTENANCE_SECONDS = 1.0
+#: Longest wait for room before the consumer returns to Dramatiq's loop (stop, delayed messages).
+FULL_WAIT_SECONDS = 0.1
 
 
 class PipelineConsumer(_RedisConsumer):
@@ -51,10 +57,17 @@ class PipelineConsumer(_RedisConsumer):
         self.timeout = 0  # the stock backoff sleep; we wait on the wake-up list instead
         #: The last fetch found the queue empty: wait for a wake-up token before fetching again.
         self.drained = False
-        #: Fetch only once this many slots are free: under load, waiting a millisecond for a
-        #: few acks turns one-message fetches into batches (a quarter of the default prefetch).
-        self.min_fetch = max(1, min(self.prefetch // 4, MIN_FETCH))
-        self.fetch = self.broker._dispatch("fetch")  # what ``broker.do_fetch`` builds on each call
+        #: Messages this consumer may hold now (``MessageCpu.window``), and how many must be free
+        #: before it fetches: under load, waiting for a few acks turns one-message fetches into
+        #: batches (half the window, at most ``MIN_FETCH``).
+        self.window = 1
+        self.min_fetch = 1
+        #: Set by an ack that frees ``min_fetch`` slots while this consumer waits for room.
+        self.room_freed = threading.Event()
+        self.waiting_for_room = False
+        #: This thread's own connection (``PipelineBroker.dedicated_client``), opened at first use.
+        self.client: Any = None
+        self.dispatch = self.broker.scripts["dispatch"]
 
     def __next__(self) -> Any:
         """Dramatiq's ``_RedisConsumer.__next__`` without its backoff sleeps, plus the three
@@ -71,73 +84,102 @@ class PipelineConsumer(_RedisConsumer):
                 if data is None:  # as the stock consumer: an id whose message is gone
                     continue
                 try:
-                    message = MessageProxy(Message.decode(data))
+                    message = Message.decode(data)
                 except DecodeError as exc:
                     self._dead_letter_undecodable(exc)
                     continue
                 self.queued_message_ids.add(message.message_id)
-                return self._hold(message)
-            room = self.prefetch - self.outstanding_message_count
+                self._hold(message)  # on the message itself: MessageProxy forwards each attribute
+                return MessageProxy(message)
+            self.window = self.broker.message_cpu.window(self.queue_name, self.prefetch)
+            self.min_fetch = max(1, min(self.window // 2, MIN_FETCH))
+            room = self.window - self.outstanding_message_count
             if room >= self.min_fetch and not self.drained:
-                try:
-                    self.message_cache = self.fetch(self.queue_name, room)
-                except redis.ConnectionError as exc:
-                    self.next_reconcile = 0.0
-                    raise ConnectionClosed(exc) from None
+                self.message_cache = self._fetch(room)
                 # Fewer than asked: the queue was empty. Wait on the wake-up list (every enqueue
                 # since then left a token) rather than spend a round trip on an empty fetch.
                 self.drained = len(self.message_cache) < room
                 if self.message_cache:
                     continue
-            self._idle(full=room < self.min_fetch)
-            return None
+            if room < self.min_fetch:
+                self._wait_for_room()
+                return None
+            self._wait_then_fetch(room)
+            if not self.message_cache:
+                return None
 
-    def _hold(self, message: Any) -> Any:
-        if "redis_message_id" not in message.options:
+    def _client(self) -> Any:
+        if self.client is None:
+            self.client = self.broker.dedicated_client()
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()  # gives the connection back to the broker's pool
+            self.client = None
+
+    def _hold(self, message: Message[Any]) -> None:
+        options = message.options
+        if "redis_message_id" not in options:
             marker = message.message_id.encode()
             found = [redis_id for redis_id, data in self._unacked() if marker in data]
-            message.options["redis_message_id"] = found[0] if found else None
-        if message.options["redis_message_id"]:
-            self.held.add(message.options["redis_message_id"])
-        return message
+            options["redis_message_id"] = found[0] if found else None
+        if redis_id := options["redis_message_id"]:
+            self.held.add(redis_id)
 
-    def _idle(self, full: bool) -> None:
-        if full:
-            # Prefetch (nearly) full: look again in a millisecond. Waking on every ack instead
-            # fetched one message per round trip under load (more commands, lower throughput).
-            time.sleep(0.001)
-            return
+    def _wait_for_room(self) -> None:
+        """Wait until acks free ``min_fetch`` slots (not on every ack: that fetched one message per
+        round trip under load; nor polling every millisecond, as this used to: a thousand wake-ups
+        a second per busy process)."""
+        self.room_freed.clear()
+        self.waiting_for_room = True
+        if self.window - self.outstanding_message_count < self.min_fetch:  # no ack since the check
+            self.room_freed.wait(FULL_WAIT_SECONDS)
+        self.waiting_for_room = False
+
+    def _wait_then_fetch(self, room: int) -> None:
+        """The queue was drained: wait for a wake-up token (or ``idle_seconds``), then fetch.
+
+        Both commands go in one write: Redis runs the fetch the moment the BLPOP returns, and both
+        replies come back together, so a woken consumer spends one round trip, not two.
+        """
+        self.message_cache = self._fetch(room, first=("BLPOP", self.wake_key, self.idle_seconds))
+        self.drained = len(self.message_cache) < room
+
+    def _fetch(self, room: int, first: tuple[Any, ...] | None = None) -> Any:
+        """Dramatiq's fetch (``dispatch.lua``: ids from the queue into this process's ack set, their
+        data back) on this thread's own connection (``direct.call_script``)."""
+        args = self.broker.dispatch_args("fetch", self.queue_name, room)
         try:
-            self.broker.client.blpop([self.wake_key], timeout=self.idle_seconds)
-        except Exception as exc:
+            return call_script(self._client(), self.dispatch, [self.broker.namespace], args, first)
+        except Exception as exc:  # connection trouble (after retries), or Redis refusing the script
             self.next_reconcile = 0.0
             raise ConnectionClosed(exc) from None
-        self.drained = False
 
     def ack(self, message: Any) -> None:
-        """Write what the message's actor held back (sends, results) and its ack through the group
-        commit (one shared round trip) instead of one ``dispatch.lua`` call each."""
+        """Hand what the message's actor held back (sends, results) and its ack to the group
+        commit (one shared round trip) instead of one ``dispatch.lua`` call each. The id stays
+        in ``held`` until the ack is in Redis (``reconcile`` must not take it for an orphan)."""
         redis_id = message.options.get("redis_message_id")
+        acks = [(self.queue_name, redis_id)] if redis_id else []
         outbox = self.broker.take_outbox(redis_id)
-        try:
-            self.broker.group_commit.commit(outbox, [(self.queue_name, redis_id)] if redis_id else [])
-        except Exception:
-            if outbox:  # Dramatiq retries the ack; what the actor produced must go with it
-                self.broker.outboxes[redis_id] = outbox
-            raise
-        finally:
-            self.queued_message_ids.discard(message.message_id)
-        self.held.discard(redis_id)
+        self.broker.group_commit.commit(outbox, acks, on_written=partial(self.held.discard, redis_id))
+        self._release(message)
+
+    def _release(self, message: Any) -> None:
+        """From a worker thread: the message no longer counts; wake the consumer if it waits."""
+        self.queued_message_ids.discard(message.message_id)
+        if self.waiting_for_room and self.window - self.outstanding_message_count >= self.min_fetch:
+            self.room_freed.set()
 
     def nack(self, message: Any) -> None:
         redis_id = message.options.get("redis_message_id")
         if outbox := self.broker.take_outbox(redis_id):  # what it sent before failing still goes out
-            try:
-                self.broker.group_commit.commit(outbox, [])
-            except Exception:
-                self.broker.outboxes[redis_id] = outbox
-                raise
-        super().nack(message)
+            self.broker.group_commit.commit(outbox, [], wait=True)
+        try:
+            super().nack(message)
+        finally:
+            self._release(message)
         self.held.discard(redis_id)
 
     def requeue(self, messages: Any) -> None:

@@ -122,6 +122,8 @@ class RequeueOnShutdown(Middleware):
     """
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        if (group_commit := getattr(broker, "group_commit", None)) is not None:
+            group_commit.flush()  # acks still on their way are not messages to give back
         for queue_name in worker.consumers:
             acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{queue_name}"
             ids = [i.decode() for i in broker.client.smembers(acks)]

@@ -1,0 +1,50 @@
+"""Lua script calls on a thread's own connection, without redis-py's per-command machinery.
+
+The hot path of a worker is a few script calls: a consumer's fetch and the group commit. Through a
+client, redis-py 8 spends ~45 µs of CPU on one here (pool checkout with a readiness poll, the
+client lock, response callbacks, observability hooks) against ~25 µs to pack, send and read the
+same command on a connection. The connection comes from ``PipelineBroker.dedicated_client`` (one
+per thread that calls), and keeps what matters from the client path: its ``Retry`` (reconnect and
+resend through an outage, as every other command of the pipeline does) and loading the script
+again if Redis lost it (a restart without persistence of scripts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+
+def call_script(
+    client: redis.Redis,
+    script: Script,
+    keys: Sequence[Any],
+    args: Sequence[Any],
+    first: Sequence[Any] | None = None,
+) -> Any:
+    """``script(keys, args)`` on ``client``'s single connection; its reply.
+
+    ``first``: a command sent in the same write before the script, whose reply is dropped (the
+    consumer's BLPOP: Redis runs the script as soon as it returns, one round trip for both).
+    """
+    conn = client.connection
+    if conn is None:
+        raise ValueError("call_script needs a client with a single connection (dedicated_client)")
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args)]
+    if first is not None:
+        commands.insert(0, tuple(first))
+    packed = conn.pack_commands(commands)
+
+    def send() -> Any:
+        conn.send_packed_command(packed)
+        if first is not None:
+            conn.read_response()
+        return conn.read_response()
+
+    try:
+        return conn.retry.call_with_retry(send, lambda _: conn.disconnect())
+    except redis.exceptions.NoScriptError:  # Script loads it and calls again (``first`` is done)
+        return script(keys=keys, args=args, client=client)
