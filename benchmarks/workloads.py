@@ -89,13 +89,11 @@ def latency(rate: float, seconds: int, repeats: int | None = None) -> Case:
     return Case("latency", Grid(seconds, int(rate)), rate=rate, repeats=repeats)
 
 
-#: The soak's stacks: the project's own per-message paths that get through 250,000 tasks in minutes.
-SOAK_STACKS = ("dramatiq ours",)
+#: The soak's stacks: the project's own per-message paths (250,000 tasks take them minutes).
+SOAK_STACKS = ("dramatiq ours", "rq ours")
 SOAK_NOTE = (
-    "`rq ours` (one RQ job per point) is left out: at its rate here 250,000 tasks would take a quarter "
-    "of an hour or more; its peak RSS is reported on every other workload. The stock profiles, the "
-    "Celery baselines and the Redis limit probe are comparisons, not the pipeline whose memory is in "
-    "question."
+    "The stock profiles, the Celery baselines and the Redis limit probe are comparisons, not the "
+    "pipeline whose memory is in question."
 )
 #: Chunked stacks soak on four times as many points: 250,000 of them take a fast host ~3 s, mostly
 #: warm-up (imports, pools, first batches), and growth is measured after warm-up.
