@@ -164,16 +164,6 @@ class PipelineBroker(RedisBroker):
             *args,
         ]
 
-    def _dispatch(self, command: str, client: redis.Redis | None = None) -> Callable[..., Any]:
-        """Dramatiq's ``dispatch.lua`` call for ``command``, sent through ``client`` if given."""
-        dispatch = self.scripts["dispatch"]
-        keys = [self.namespace]
-
-        def do_dispatch(queue_name: str, *args: Any) -> Any:
-            return dispatch(args=self.dispatch_args(command, queue_name, *args), keys=keys, client=client)
-
-        return do_dispatch
-
     def request_maintenance(self) -> None:
         """Run Dramatiq's maintenance (reclaim dead workers' messages) on this thread's next call."""
         self._maintenance.due = True
