@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import idle, memory, targets
+from benchmarks.stacks import LIMIT
 
 Row = dict[str, Any]
 
@@ -137,19 +138,40 @@ def throughput_table(doc: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def _p50_vs_probe(row: Row, probe: Row | None) -> str:
+    """p50 over the redis-limit probe's p50 of the same run: the absolute figures move with the
+    host (docs/performance.md), this ratio much less."""
+    if probe is None or not probe["latency_ms"] or not row["latency_ms"]:
+        return "-"
+    return _times(row["latency_ms"]["p50"] / probe["latency_ms"]["p50"])
+
+
 def latency_table(doc: dict[str, Any]) -> list[str]:
-    header = ["stack", "profile", "p50 ms", "p90 ms", "p99 ms", "max ms", "worker CPU s/1k", "status"]
-    rows = [
+    header = [
+        "stack",
+        "profile",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "p50 vs probe",
+        "worker CPU s/1k",
+        "status",
+    ]
+    rows = _latency_rows(doc)
+    probe = next((r for r in rows if (r["stack"], r["profile"]) == LIMIT), None)
+    lines = [
         [
             r["stack"],
             r["profile"],
             *(_lat(r, k) for k in ("p50", "p90", "p99", "max")),
+            _p50_vs_probe(r, probe),
             _num(r.get("cpu_s_per_1k_median"), ".2f"),
             _status(r),
         ]
-        for r in _latency_rows(doc)
+        for r in rows
     ]
-    return _table(header, rows)
+    return _table(header, lines)
 
 
 def _soak_runs(doc: dict[str, Any]) -> list[Row]:

@@ -67,6 +67,26 @@ def test_latency_summary() -> None:
     assert stats.latency_summary([]) is None
 
 
+def test_latency_table_sets_each_p50_against_the_probes() -> None:
+    def row(stack: str, profile: str, p50: float | None) -> dict[str, Any]:
+        latency = None if p50 is None else {"p50": p50, "p90": p50, "p99": p50, "max": p50}
+        return {
+            "stack": stack,
+            "profile": profile,
+            "workload": "latency",
+            "latency_ms": latency,
+            "status": "ok",
+        }
+
+    rows = [row("rq", "ours", 5.0), row("redis-limit", "probe", 2.0), row("dramatiq", "ours", None)]
+    table = report.latency_table({"summary": rows})
+    assert table[2].split(" | ")[6] == "2.50x"
+    assert table[3].split(" | ")[6] == "1.00x"
+    assert table[4].split(" | ")[6] == "-"
+    without_probe = report.latency_table({"summary": rows[:1]})
+    assert without_probe[2].split(" | ")[6] == "-"
+
+
 def test_ratios_are_paired_by_repetition_then_median() -> None:
     values = {1: 10.0, 2: 30.0, 3: 20.0, 4: 99.0}  # repetition 4 has no baseline: ignored
     bases = {1: 5.0, 2: 10.0, 3: 20.0}
