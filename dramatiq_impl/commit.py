@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dramatiq_impl.direct import call_script
+from shared.direct import call_script
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 #: KEYS: namespace. ARGV: broker id, last wake index to keep, number of enqueues, number of

@@ -31,8 +31,8 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
-from dramatiq_impl.direct import call_script
 from dramatiq_impl.middleware import record_dead_letter_reason
+from shared.direct import call_script
 
 RECONCILE_SECONDS = 5.0
 #: Most free prefetch slots a consumer waits for before it fetches (see ``min_fetch``).

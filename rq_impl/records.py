@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
+from shared.direct import call_script
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 if TYPE_CHECKING:
@@ -202,13 +204,22 @@ class Claim:
 
 class Scripts:
     """The two scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
-    a connection of the worker's pool kept for them: one call per job then skips redis-py's pool
-    checkout, stale-connection poll and release (~35 us a call here, a tenth of a job's CPU)."""
+    a connection of the worker's pool kept for them and called through ``shared.direct``: one call
+    per job then skips redis-py's pool checkout, stale-connection poll, release and per-command
+    machinery (a third of a hop's Python in the latency run, see docs/performance.md)."""
 
     def __init__(self, connection: Redis) -> None:
-        own = type(connection)(connection_pool=connection.connection_pool, single_connection_client=True)
-        self.start = own.register_script(START)
-        self.finish = own.register_script(FINISH)
+        self.client = type(connection)(
+            connection_pool=connection.connection_pool, single_connection_client=True
+        )
+        self._start = self.client.register_script(START)
+        self._finish = self.client.register_script(FINISH)
+
+    def start(self, args: Sequence[Any]) -> Any:
+        return call_script(self.client, self._start, (), args)
+
+    def finish(self, args: Sequence[Any]) -> Any:
+        return call_script(self.client, self._finish, (), args)
 
 
 def _worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
@@ -238,7 +249,7 @@ def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> tuple[Job, Exe
     """Start a job RQ's BLMOVE handed this worker; None if its hash is gone (RQ skips it too)."""
     stamp = Stamp.new()
     args = (*_worker_args(worker), queue_name, job_id, *stamp.args(worker))
-    reply = worker.scripts.start(args=args)
+    reply = worker.scripts.start(args)
     if reply is None:
         return None
     flat, ttl = reply
@@ -285,7 +296,7 @@ def finish(
     if stamp is not None:
         args.extend(claim_from)
         args.extend(stamp.args(worker))
-    reply = worker.scripts.finish(args=args)
+    reply = worker.scripts.finish(args)
     if len(reply) == 1 or stamp is None:
         return bool(reply[0]), None
     dependents, queue_name, job_id, flat, ttl = reply

@@ -125,6 +125,22 @@ def test_a_job_started_by_script_and_abandoned_is_found_and_retried(client: redi
     assert job.get_status() == JobStatus.QUEUED and compute.job_ids == [job.id]  # Retry(max=3)
 
 
+def test_the_scripts_are_loaded_again_after_redis_forgot_them(client: redis.Redis) -> None:
+    """A Redis restarted without persistence has an empty script cache: the start and the
+    success scripts, called on the worker's kept connection, load themselves again."""
+    client.flushdb()
+    queue = Queue("jobs", connection=client, serializer=JSONSerializer)
+    first = queue.enqueue_call("operator.mul", args=(6, 7), result_ttl=30, timeout=10)
+    worker = LeanLifecycle([queue], connection=client, serializer=JSONSerializer, name="w1")
+    client.script_flush()
+    worker.work(burst=True)
+    second = queue.enqueue_call("operator.mul", args=(2, 3), result_ttl=30, timeout=10)
+    client.script_flush()
+    worker.work(burst=True)
+    assert first.get_status() == second.get_status() == JobStatus.FINISHED
+    assert first.return_value() == 42 and second.return_value() == 6
+
+
 def test_outputs_are_written_with_the_success_or_not_at_all(client: redis.Redis) -> None:
     failed = _run(client, LeanLifecycle, "tests.test_rq_records.enqueue_then_fail")
     assert failed.get_status() == JobStatus.FAILED

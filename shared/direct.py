@@ -1,12 +1,13 @@
-"""Lua script calls on a thread's own connection, without redis-py's per-command machinery.
+"""Lua script calls on a client's single connection, without redis-py's per-command machinery.
 
-The hot path of a worker is a few script calls: a consumer's fetch and the group commit. Through a
-client, redis-py 8 spends ~45 µs of CPU on one here (pool checkout with a readiness poll, the
-client lock, response callbacks, observability hooks) against ~25 µs to pack, send and read the
-same command on a connection. The connection comes from ``PipelineBroker.dedicated_client`` (one
-per thread that calls), and keeps what matters from the client path: its ``Retry`` (reconnect and
-resend through an outage, as every other command of the pipeline does) and loading the script
-again if Redis lost it (a restart without persistence of scripts).
+A worker's hot path is a few script calls per message: Dramatiq's fetch and group commit, RQ's
+start and success. Through a client, redis-py 8 spends ~45 µs of CPU on one here (pool checkout
+with a readiness poll, the client lock, response callbacks, observability hooks) against ~25 µs
+to pack, send and read the same command on a connection. The client is a single-connection one
+kept for these calls (Dramatiq: ``PipelineBroker.dedicated_client``, one per thread that calls;
+RQ: ``rq_impl.records.Scripts``). What matters from the client path is kept: the connection's
+``Retry`` (reconnect and resend through an outage, as every other command of the pipeline does)
+and loading the script again if Redis lost it (a restart without persistence of scripts).
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ def call_script(
     """``script(keys, args)`` on ``client``'s single connection; its reply.
 
     ``first``: a command sent in the same write before the script, whose reply is dropped (the
-    consumer's BLPOP: Redis runs the script as soon as it returns, one round trip for both).
+    Dramatiq consumer's BLPOP: Redis runs the script as soon as it returns, one round trip for both).
     """
     conn = client.connection
     if conn is None:
-        raise ValueError("call_script needs a client with a single connection (dedicated_client)")
+        raise ValueError("call_script needs a client with a single connection (single_connection_client)")
     commands = [("EVALSHA", script.sha, len(keys), *keys, *args)]
     if first is not None:
         commands.insert(0, tuple(first))
