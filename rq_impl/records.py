@@ -206,7 +206,7 @@ class Scripts:
     """The two scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
     a connection of the worker's pool kept for them and called through ``shared.direct``: one call
     per job then skips redis-py's pool checkout, stale-connection poll, release and per-command
-    machinery (a third of a hop's Python in the latency run, see docs/performance.md)."""
+    machinery (together ~40 % of a hop's Python in the latency run; see docs/performance.md)."""
 
     def __init__(self, connection: Redis) -> None:
         self.client = type(connection)(
