@@ -5,7 +5,8 @@ with ``MONITOR``, see docs/performance.md), and builds its records in Python. Th
 the same keys with the same values (``rq_impl.records``), so ``rq info``, the registries,
 abandoned-job recovery and our ops commands read what they always read:
 
-- a worker woken by ``BLMOVE`` starts its job with one script call (``records.start``);
+- an idle worker is woken, and claims and starts its job, in one round trip
+  (``rq_impl.prestart``);
 - a job's success is one script call (``records.finish``) that also writes what the job held
   back while it ran (``rq_impl.outbox``: its stored result, or the writes of the job it
   enqueued) and claims and starts the next job of the worker's queues;
@@ -198,7 +199,8 @@ class LeanLifecycle(SimpleWorker):
         super().handle_job_retry(job, queue, *args, **kwargs)
 
     def _single_queue(self) -> bool:
-        """Where RQ itself dequeues with BLMOVE through the intermediate queue."""
+        """Where RQ itself would dequeue with BLMOVE (one queue, Redis 6.2+): there
+        ``dequeue_and_start`` waits with BLMOVE and claims in the same round trip."""
         return len(self._ordered_queues) == 1 and self.get_redis_server_version() >= (6, 2, 0)
 
     def _dequeue(self, timeout: int | None) -> tuple[Job, Queue] | None:

@@ -1,18 +1,19 @@
-"""A woken worker's dequeue: RQ's BLMOVE, then read and start the job in one script call.
+"""A woken worker's dequeue: woken, claimed and started in one round trip.
 
-After ``BLMOVE`` hands an idle worker a job id, RQ reads the job (``HGETALL``) and then writes
-its start in a second and third round trip, because the start's TTLs come from the job's
-timeout. ``records.start`` reads the job and starts it in one script that takes the timeout
-from the job's own hash; an id whose hash is gone is skipped, as RQ skips it.
+RQ's single-queue dequeue is a ``BLMOVE`` to the queue's intermediate list, then a read of the
+job (``HGETALL``), then its start in two more round trips, and a worker that dies between the
+move and the start strands the id in the intermediate list until maintenance finds it. Here the
+wait takes nothing off the queue and the claim script sent with it pops and starts the job
+atomically (``records.claim_woken``): one wake-up per job, and nothing to strand.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
-from rq.utils import as_text
 
 from rq_impl import records
 
@@ -21,15 +22,18 @@ if TYPE_CHECKING:
 
 
 def dequeue_and_start(worker: LeanLifecycle, timeout: int | None) -> tuple[Job, Queue] | None:
-    """RQ's single-queue dequeue (BLMOVE to the intermediate queue), then ``records.start``;
-    raises DequeueTimeout as RQ's does."""
+    """The next job of the worker's one queue, started; waits up to ``timeout`` s and raises
+    DequeueTimeout as RQ's dequeue does (``None``: no wait, None if the queue is empty)."""
     queue = worker._ordered_queues[0]
     while True:
-        moved = worker.queue_class.lmove(worker.connection, queue.key, timeout)
-        if moved is None:
-            return None
-        started = records.start(worker, queue.name, as_text(moved[1]))
-        if started is None:
-            continue
-        job, worker._prestarted = started
-        return job, queue
+        woken, claimed = records.claim_woken(worker, queue.name, timeout)
+        if claimed is not None:
+            job, worker._prestarted = records.started(
+                worker, claimed.job_id, claimed.flat, claimed.ttl, claimed.stamp
+            )
+            return job, queue
+        if not woken:  # nothing came: RQ's outcome for an empty queue
+            if timeout is None:
+                return None
+            raise DequeueTimeout(timeout, queue.key)
+        # Woken, but another worker claimed the job first (or its hash was gone): wait again.

@@ -40,7 +40,7 @@ from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
-from shared.direct import call_script
+from shared.direct import call_script, call_script_after
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 if TYPE_CHECKING:
@@ -89,16 +89,32 @@ local function stamp(at)
         iso = ARGV[at + 1], ts = ARGV[at + 2], grace = tonumber(ARGV[at + 3]),
         fallback = tonumber(ARGV[at + 4])}
 end
+
+-- ARGV[at]: the number of queues, then their names (priority order), then the stamp. Pops ids
+-- off the first non-empty queue until one starts; returns {queue name, id, job hash, TTL} or nil.
+local function claim(at)
+    local queues = tonumber(ARGV[at])
+    if queues == 0 then return nil end
+    local s = stamp(at + queues + 1)
+    for q = 1, queues do
+        local name = ARGV[at + q]
+        local id = redis.call('LPOP', 'rq:queue:' .. name)
+        while id do
+            local started = start(id, s)
+            if started then return {name, id, started[1], started[2]} end
+            id = redis.call('LPOP', 'rq:queue:' .. name)
+        end
+    end
+    return nil
+end
 """
 
-#: ARGV: worker key, worker name, now (s), queue name, job id, then the stamp (5 values).
-#: After RQ's BLMOVE: the id leaves the intermediate queue as the job starts.
-START = (
+#: ARGV: worker key, worker name, now (s), then ``claim``'s: the number of queues, their names,
+#: the stamp (5 values). Sent right behind a ``BLMOVE`` that only waits (see ``claim_woken``).
+CLAIM = (
     _START_FUNCTION
     + """
-local qname, id = ARGV[4], ARGV[5]
-redis.call('LREM', 'rq:queue:' .. qname .. ':intermediate', 1, id)
-return start(id, stamp(6))
+return claim(4)
 """
 )
 
@@ -157,18 +173,9 @@ redis.call('DEL', 'rq:execution:' .. composite)
 redis.call('ZREM', 'rq:wip:' .. qname, composite)
 redis.call('ZREM', 'rq:executions:' .. id, eid)
 redis.call('SREM', wkey .. ':executions', composite)
-local queues = tonumber(ARGV[i])
-if queues > 0 and redis.call('EXISTS', 'rq:suspended') == 0 then
-    local s = stamp(i + queues + 1)
-    for q = 1, queues do
-        local name = ARGV[i + q]
-        local next_id = redis.call('LPOP', 'rq:queue:' .. name)
-        while next_id do
-            local started = start(next_id, s)
-            if started then return {dependents, name, next_id, started[1], started[2]} end
-            next_id = redis.call('LPOP', 'rq:queue:' .. name)
-        end
-    end
+if redis.call('EXISTS', 'rq:suspended') == 0 then
+    local claimed = claim(i)
+    if claimed then return {dependents, unpack(claimed)} end
 end
 redis.call('HSET', wkey, 'state', 'idle')
 return {dependents}
@@ -212,11 +219,11 @@ class Scripts:
         self.client = type(connection)(
             connection_pool=connection.connection_pool, single_connection_client=True
         )
-        self._start = self.client.register_script(START)
+        self._claim = self.client.register_script(CLAIM)
         self._finish = self.client.register_script(FINISH)
 
-    def start(self, args: Sequence[Any]) -> Any:
-        return call_script(self.client, self._start, (), args)
+    def claim(self, args: Sequence[Any], first: Sequence[Any] | None) -> tuple[Any, Any]:
+        return call_script_after(self.client, first, self._claim, (), args)
 
     def finish(self, args: Sequence[Any]) -> Any:
         return call_script(self.client, self._finish, (), args)
@@ -245,15 +252,37 @@ def started(
     return job, execution
 
 
-def start(worker: LeanLifecycle, queue_name: str, job_id: str) -> tuple[Job, Execution] | None:
-    """Start a job RQ's BLMOVE handed this worker; None if its hash is gone (RQ skips it too)."""
+def claim_woken(worker: LeanLifecycle, queue_name: str, timeout: int | None) -> tuple[bool, Claim | None]:
+    """Wait up to ``timeout`` s (not at all if None) for a job on the queue, then claim and start
+    it; returns (the queue had a job, the job this worker claimed).
+
+    The wait is ``BLMOVE q q LEFT LEFT``: it moves the queue's head back onto its head, so it only
+    waits and takes nothing, and the claim script sent in the same write pops and starts the job
+    atomically. No id is ever held outside the queue, so a worker that dies between the two leaves
+    nothing to recover, and one wake-up does the work of RQ's ``BLMOVE``, read and start. Every
+    idle worker of the queue wakes for a job; those that lose the race claim nothing and wait again.
+    """
+    key = f"{KEY_PREFIXES[0]}{queue_name}"
+    wait = None if timeout is None else ("BLMOVE", key, key, "LEFT", "LEFT", timeout)
+    args, stamp = _claim_args(worker, [queue_name])
+    woken, reply = worker.scripts.claim([*_worker_args(worker), *args], first=wait)
+    claimed = _claim(reply, stamp)
+    return (claimed is not None or woken is not None), claimed
+
+
+def _claim_args(worker: LeanLifecycle, queue_names: list[str]) -> tuple[list[Any], Stamp | None]:
+    """``claim``'s arguments: the queues, then a new stamp if there are any."""
+    if not queue_names:
+        return [0], None
     stamp = Stamp.new()
-    args = (*_worker_args(worker), queue_name, job_id, *stamp.args(worker))
-    reply = worker.scripts.start(args)
-    if reply is None:
+    return [len(queue_names), *queue_names, *stamp.args(worker)], stamp
+
+
+def _claim(reply: Any, stamp: Stamp | None) -> Claim | None:
+    if not reply or stamp is None:
         return None
-    flat, ttl = reply
-    return started(worker, job_id, flat, int(ttl), stamp)
+    queue_name, job_id, flat, ttl = reply
+    return Claim(queue_name.decode(), job_id.decode(), flat, int(ttl), stamp)
 
 
 def finish(
@@ -291,16 +320,10 @@ def finish(
     for command in commands:
         args.append(len(command))
         args.extend(command)
-    args.append(len(claim_from))
-    stamp = Stamp.new() if claim_from else None
-    if stamp is not None:
-        args.extend(claim_from)
-        args.extend(stamp.args(worker))
+    claim_args, stamp = _claim_args(worker, claim_from)
+    args.extend(claim_args)
     reply = worker.scripts.finish(args)
-    if len(reply) == 1 or stamp is None:
-        return bool(reply[0]), None
-    dependents, queue_name, job_id, flat, ttl = reply
-    return bool(dependents), Claim(queue_name.decode(), job_id.decode(), flat, int(ttl), stamp)
+    return bool(reply[0]), _claim(reply[1:], stamp)
 
 
 def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:

@@ -10,14 +10,16 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
-- gives back a job stranded between dequeue and start (its worker died right after BLMOVE)
-  ``INTERMEDIATE_GRACE`` seconds after it is first seen, where RQ waits over a minute;
+- never holds a job id between dequeue and start (its wait takes nothing off the queue:
+  ``rq_impl.prestart``), and gives back one a stock RQ worker of the same queue stranded in
+  RQ's intermediate queue ``INTERMEDIATE_GRACE`` seconds after it is first seen, where RQ
+  waits over a minute;
 - retries only what can succeed on a second try (lost connections, timeouts, abandoned jobs):
   bad arguments, undecodable data and unknown functions go straight to the failed registry;
 - stops without stranding a job: RQ's warm shutdown raises out of whatever an idle worker is
   doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
-  for a minute or more; this worker only flags the stop while idle, and polls the queue with a
-  ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
+  for a minute or more; this worker only flags the stop while idle, and waits on the queue with
+  a ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
 - runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into
   Redis by someone else cannot name ``os.system``.
 """

@@ -31,6 +31,18 @@ def call_script(
     ``first``: a command sent in the same write before the script, whose reply is dropped (the
     Dramatiq consumer's BLPOP: Redis runs the script as soon as it returns, one round trip for both).
     """
+    return call_script_after(client, first, script, keys, args)[1]
+
+
+def call_script_after(
+    client: redis.Redis,
+    first: Sequence[Any] | None,
+    script: Script,
+    keys: Sequence[Any],
+    args: Sequence[Any],
+) -> tuple[Any, Any]:
+    """``first`` (a blocking wait, say) and ``script(keys, args)`` in one write; both replies
+    (``first``'s is None when there is no ``first``)."""
     conn = client.connection
     if conn is None:
         raise ValueError("call_script needs a client with a single connection (single_connection_client)")
@@ -38,14 +50,17 @@ def call_script(
     if first is not None:
         commands.insert(0, tuple(first))
     packed = conn.pack_commands(commands)
+    replies: list[Any] = []
 
     def send() -> Any:
+        replies.clear()
         conn.send_packed_command(packed)
         if first is not None:
-            conn.read_response()
+            replies.append(conn.read_response())
         return conn.read_response()
 
     try:
-        return conn.retry.call_with_retry(send, lambda _: conn.disconnect())
+        reply = conn.retry.call_with_retry(send, lambda _: conn.disconnect())
     except redis.exceptions.NoScriptError:  # Script loads it and calls again (``first`` is done)
-        return script(keys=keys, args=args, client=client)
+        reply = script(keys=keys, args=args, client=client)
+    return (replies[0] if replies else None), reply

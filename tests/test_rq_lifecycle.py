@@ -4,11 +4,13 @@ loop's stop and suspension checks still honoured between two jobs."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from typing import Any
 
 import pytest
 import redis
+from rq.exceptions import DequeueTimeout
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.suspension import suspend
@@ -19,12 +21,22 @@ from shared.settings import Settings
 
 
 class CountingConnection(redis.Connection):
-    """Counts what goes out: one send per command or per pipeline, i.e. one per round trip."""
+    """Counts what goes out: one send per command or per pipeline, i.e. one per round trip; not
+    a new connection's handshake (HELLO, CLIENT SETINFO: how many depends on redis-py's version)."""
 
     sends = 0
+    _handshaking = False
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        self._handshaking = True
+        try:
+            super().on_connect_check_health(check_health)
+        finally:
+            self._handshaking = False
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        CountingConnection.sends += 1
+        if not self._handshaking:
+            CountingConnection.sends += 1
         super().send_packed_command(command, check_health)
 
 
@@ -141,6 +153,56 @@ def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.
     (entry, expires_at), *_ = client.zrange(compute.started_job_registry.key, 0, -1, withscores=True)
     assert entry.decode().startswith(f"{job.id}:")
     assert 99 < expires_at - time.time() <= worker.get_heartbeat_ttl(job) + 1
+
+
+def test_idle_workers_wait_without_taking_and_one_claims_each_job(
+    settings: Settings, client: redis.Redis
+) -> None:
+    """Two idle workers wait on the queue (both woken by a job); exactly one starts it, the
+    other claims nothing and times out as RQ's dequeue does, and no id sat outside the queue."""
+    workers = [_worker(redis.Redis.from_url(settings.redis_url), "compute") for _ in range(2)]
+    outcomes: list[Any] = []
+
+    def wait(worker: PipelineWorker) -> None:
+        try:
+            outcomes.append(prestart.dequeue_and_start(worker, timeout=2))
+        except DequeueTimeout:
+            outcomes.append("timeout")
+
+    threads = [threading.Thread(target=wait, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    compute = tasks.queue("compute", client)
+    for _ in range(500):  # until both are blocked in the wait
+        if sum(c["cmd"] == "blmove" for c in client.client_list()) == 2:
+            break
+        time.sleep(0.01)
+    (job,) = _enqueue(client, 1)
+    for thread in threads:
+        thread.join()
+    started = [outcome for outcome in outcomes if outcome != "timeout"]
+    assert outcomes.count("timeout") == 1 and len(started) == 1
+    assert started[0][0].id == job.id and job.get_status() == JobStatus.STARTED
+    assert compute.count == 0 and client.llen(compute.intermediate_queue_key) == 0
+    assert compute.started_job_registry.count == 1
+
+
+def test_a_worker_that_dies_between_its_wait_and_its_claim_leaves_the_job_queued(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job,) = _enqueue(client, 1)
+    worker = _worker(client, "compute")
+
+    def wait_then_die(args: Any, first: Any) -> Any:
+        client.execute_command(*first)  # the wait goes out; the claim never does
+        raise redis.ConnectionError("worker died")
+
+    monkeypatch.setattr(worker.scripts, "claim", wait_then_die)
+    with pytest.raises(redis.ConnectionError):
+        prestart.dequeue_and_start(worker, timeout=1)
+    compute = tasks.queue("compute", client)
+    assert compute.job_ids == [job.id] and job.get_status() == JobStatus.QUEUED
+    assert client.llen(compute.intermediate_queue_key) == 0
 
 
 def test_a_claim_skips_ids_rq_would_skip(client: redis.Redis) -> None:
