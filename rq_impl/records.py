@@ -1,5 +1,5 @@
-"""RQ's per-job records, written by two Lua scripts: a job's start, and its success with the start
-of the next.
+"""RQ's per-job records, written by two Lua scripts: a woken worker's claim and start of a job,
+and a job's success with the claim and start of the next.
 
 RQ builds these records in Python, a few dozen objects and commands per job (a ``Queue``, three
 registries, an ``Execution``, a ``Result``, the whole job hash saved again). Here each transition
@@ -20,9 +20,11 @@ checks that against RQ's readers. The layout copied is RQ 3.0's:
 such as an enqueue's, replayed by the script), and, asked to, claims the next job of the
 worker's queues and starts it (``LPOP`` and start in one atomic script, so no intermediate queue
 is needed): under load, one round trip per job. It claims nothing while ``rq suspend`` is in
-force, as RQ checks before every dequeue. The start's TTL is the job's timeout (the worker's
-fallback if it has none) plus the worker's grace: the formula of
-``LeanLifecycle.get_heartbeat_ttl``.
+force, as RQ checks before every dequeue. An idle worker's claim (``claim_woken``) is the same
+``claim`` sent behind a wait that takes nothing off the queue; it does not look at the
+suspension, as RQ's own idle worker does not while it waits (RQ checks between jobs).
+The start's TTL is the job's timeout (the worker's fallback if it has none) plus the worker's
+grace: the formula of ``LeanLifecycle.get_heartbeat_ttl``.
 """
 
 from __future__ import annotations
