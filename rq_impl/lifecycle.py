@@ -41,7 +41,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from rq_impl import outbox, records
 from rq_impl.alarm import StandingAlarm
-from rq_impl.prestart import dequeue_and_start
+from rq_impl.prestart import dequeue_and_start, sweep_holds
 
 #: `rq suspend` is honoured within this many seconds by a worker between two chains of jobs
 #: (RQ checks, with a round trip, between every two jobs; the claim script checks it itself).
@@ -63,6 +63,10 @@ class LeanLifecycle(SimpleWorker):
     _prestarted: Execution | None = None
     #: A job the last success claimed and started, run next by execute_job.
     _held: records.Claim | None = None
+    #: This worker's hold list is in its queue's set (``rq_impl.prestart``).
+    hold_registered = False
+    #: A hold list that keeps ids this long belongs to a dead worker (``prestart.sweep_holds``).
+    hold_grace = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -197,6 +201,11 @@ class LeanLifecycle(SimpleWorker):
     def handle_job_retry(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         outbox.close()
         super().handle_job_retry(job, queue, *args, **kwargs)
+
+    def clean_registries(self) -> None:
+        super().clean_registries()
+        for queue in self.queues:
+            sweep_holds(self.connection, queue.name, self.hold_grace)
 
     def _single_queue(self) -> bool:
         """Where RQ itself would dequeue with BLMOVE (one queue, Redis 6.2+): there

@@ -20,7 +20,7 @@ checks that against RQ's readers. The layout copied is RQ 3.0's:
 such as an enqueue's, replayed by the script), and, asked to, claims the next job of the
 worker's queues and starts it (``LPOP`` and start in one atomic script, so no intermediate queue
 is needed): under load, one round trip per job. It claims nothing while ``rq suspend`` is in
-force, as RQ checks before every dequeue. An idle worker's claim (``claim_woken``) is the same
+force, as RQ checks before every dequeue. An idle worker's claim (``rq_impl.prestart``) is the same
 ``claim`` sent behind a wait that takes nothing off the queue; it does not look at the
 suspension, as RQ's own idle worker does not while it waits (RQ checks between jobs).
 The start's TTL is the job's timeout (the worker's fallback if it has none) plus the worker's
@@ -111,12 +111,26 @@ local function claim(at)
 end
 """
 
-#: ARGV: worker key, worker name, now (s), then ``claim``'s: the number of queues, their names,
-#: the stamp (5 values). Sent right behind a ``BLMOVE`` that only waits (see ``claim_woken``).
+#: ARGV: worker key, worker name, now (s), the worker's hold list, the queue's set of hold lists,
+#: then ``claim``'s (one queue). Sent right behind the ``BLMOVE`` that moved a job into the hold
+#: list (see ``rq_impl.prestart``): starts what the hold list has (what a broken connection left there
+#: too: anything past the first goes back to the head of the queue), else claims from the queue.
 CLAIM = (
     _START_FUNCTION
     + """
-return claim(4)
+local hold, name = ARGV[4], ARGV[7]
+redis.call('SADD', ARGV[5], hold)
+local s = stamp(7 + tonumber(ARGV[6]))
+local id = redis.call('LPOP', hold)
+while id do
+    local started = start(id, s)
+    if started then
+        while redis.call('LMOVE', hold, 'rq:queue:' .. name, 'RIGHT', 'LEFT') do end
+        return {name, id, started[1], started[2]}
+    end
+    id = redis.call('LPOP', hold)
+end
+return claim(6)
 """
 )
 
@@ -231,7 +245,7 @@ class Scripts:
         return call_script(self.client, self._finish, (), args)
 
 
-def _worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
+def worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
     return worker.key, worker.name, int(time.time())  # RQ's registry scores: whole seconds
 
 
@@ -254,25 +268,7 @@ def started(
     return job, execution
 
 
-def claim_woken(worker: LeanLifecycle, queue_name: str, timeout: int | None) -> tuple[bool, Claim | None]:
-    """Wait up to ``timeout`` s (not at all if None) for a job on the queue, then claim and start
-    it; returns (the queue had a job, the job this worker claimed).
-
-    The wait is ``BLMOVE q q LEFT LEFT``: it moves the queue's head back onto its head, so it only
-    waits and takes nothing, and the claim script sent in the same write pops and starts the job
-    atomically. No id is ever held outside the queue, so a worker that dies between the two leaves
-    nothing to recover, and one wake-up does the work of RQ's ``BLMOVE``, read and start. Every
-    idle worker of the queue wakes for a job; those that lose the race claim nothing and wait again.
-    """
-    key = f"{KEY_PREFIXES[0]}{queue_name}"
-    wait = None if timeout is None else ("BLMOVE", key, key, "LEFT", "LEFT", timeout)
-    args, stamp = _claim_args(worker, [queue_name])
-    woken, reply = worker.scripts.claim([*_worker_args(worker), *args], first=wait)
-    claimed = _claim(reply, stamp)
-    return (claimed is not None or woken is not None), claimed
-
-
-def _claim_args(worker: LeanLifecycle, queue_names: list[str]) -> tuple[list[Any], Stamp | None]:
+def claim_args(worker: LeanLifecycle, queue_names: list[str]) -> tuple[list[Any], Stamp | None]:
     """``claim``'s arguments: the queues, then a new stamp if there are any."""
     if not queue_names:
         return [0], None
@@ -280,7 +276,7 @@ def _claim_args(worker: LeanLifecycle, queue_names: list[str]) -> tuple[list[Any
     return [len(queue_names), *queue_names, *stamp.args(worker)], stamp
 
 
-def _claim(reply: Any, stamp: Stamp | None) -> Claim | None:
+def parse_claim(reply: Any, stamp: Stamp | None) -> Claim | None:
     if not reply or stamp is None:
         return None
     queue_name, job_id, flat, ttl = reply
@@ -302,7 +298,7 @@ def finish(
     dependents, the job claimed)."""
     assert job.started_at is not None and job.ended_at is not None
     args: list[Any] = [
-        *_worker_args(worker),
+        *worker_args(worker),
         job.origin,
         job.id,
         execution.id,
@@ -322,10 +318,10 @@ def finish(
     for command in commands:
         args.append(len(command))
         args.extend(command)
-    claim_args, stamp = _claim_args(worker, claim_from)
-    args.extend(claim_args)
+    claiming, stamp = claim_args(worker, claim_from)
+    args.extend(claiming)
     reply = worker.scripts.finish(args)
-    return bool(reply[0]), _claim(reply[1:], stamp)
+    return bool(reply[0]), parse_claim(reply[1:], stamp)
 
 
 def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:

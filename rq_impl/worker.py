@@ -10,10 +10,10 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
 - runs maintenance every ``MAINTENANCE_SECONDS`` and marks a job abandoned ``HEARTBEAT_GRACE``
   seconds after its timeout, so a dead worker's job is found within seconds, and — because our
   jobs carry an RQ ``Retry`` — requeued, not failed;
-- never holds a job id between dequeue and start (its wait takes nothing off the queue:
-  ``rq_impl.prestart``), and gives back one a stock RQ worker of the same queue stranded in
-  RQ's intermediate queue ``INTERMEDIATE_GRACE`` seconds after it is first seen, where RQ
-  waits over a minute;
+- gives back a job stranded between dequeue and start (its worker died right after the
+  ``BLMOVE``: in that worker's hold list, ``rq_impl.prestart``, or in RQ's intermediate queue if
+  a stock RQ worker shares the queue) ``INTERMEDIATE_GRACE`` seconds after it is first seen,
+  where RQ waits over a minute;
 - retries only what can succeed on a second try (lost connections, timeouts, abandoned jobs):
   bad arguments, undecodable data and unknown functions go straight to the failed registry;
 - stops without stranding a job: RQ's warm shutdown raises out of whatever an idle worker is
@@ -65,6 +65,7 @@ class PipelineWorker(LeanLifecycle):
     #: A job is found abandoned HEARTBEAT_GRACE s after its timeout (60 s if it has none).
     heartbeat_grace = HEARTBEAT_GRACE
     untimed_job_timeout = 60
+    hold_grace = INTERMEDIATE_GRACE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.

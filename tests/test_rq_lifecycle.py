@@ -155,11 +155,11 @@ def test_a_woken_worker_starts_with_the_fetch_and_skips_stale_ids(client: redis.
     assert 99 < expires_at - time.time() <= worker.get_heartbeat_ttl(job) + 1
 
 
-def test_idle_workers_wait_without_taking_and_one_claims_each_job(
+def test_a_job_wakes_one_idle_worker_which_claims_it_in_the_same_round_trip(
     settings: Settings, client: redis.Redis
 ) -> None:
-    """Two idle workers wait on the queue (both woken by a job); exactly one starts it, the
-    other claims nothing and times out as RQ's dequeue does, and no id sat outside the queue."""
+    """Two idle workers wait on the queue; a job wakes one, which starts it with the claim sent
+    behind its wait; the other is not woken and times out as RQ's dequeue does."""
     workers = [_worker(redis.Redis.from_url(settings.redis_url), "compute") for _ in range(2)]
     outcomes: list[Any] = []
 
@@ -177,32 +177,68 @@ def test_idle_workers_wait_without_taking_and_one_claims_each_job(
         if sum(c["cmd"] == "blmove" for c in client.client_list()) == 2:
             break
         time.sleep(0.01)
+    client.config_resetstat()
     (job,) = _enqueue(client, 1)
     for thread in threads:
         thread.join()
     started = [outcome for outcome in outcomes if outcome != "timeout"]
     assert outcomes.count("timeout") == 1 and len(started) == 1
     assert started[0][0].id == job.id and job.get_status() == JobStatus.STARTED
-    assert compute.count == 0 and client.llen(compute.intermediate_queue_key) == 0
-    assert compute.started_job_registry.count == 1
+    # One claim for the job, one at the other's timeout: that one was never woken before it.
+    stats = client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 2
+    assert compute.count == 0 and compute.started_job_registry.count == 1
+    assert not any(client.llen(prestart.hold_key("compute", w.name)) for w in workers)
 
 
-def test_a_worker_that_dies_between_its_wait_and_its_claim_leaves_the_job_queued(
+def _wait_then_die(worker: PipelineWorker, client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's wait goes out and moves a job into its hold list; its claim never does."""
+
+    def wait_then_die(args: Any, first: Any) -> Any:
+        client.execute_command(*first)
+        raise redis.ConnectionError("worker died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(worker.scripts, "claim", wait_then_die)
+        with pytest.raises(redis.ConnectionError):
+            prestart.dequeue_and_start(worker, timeout=1)
+
+
+def test_a_job_left_in_a_dead_workers_hold_list_is_swept_back_to_the_queue(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job,) = _enqueue(client, 1)
+    (other,) = _enqueue(client, 1)
+    worker = _worker(client, "compute")
+    worker.register_birth()
+    _wait_then_die(worker, client, monkeypatch)
+    compute, hold = tasks.queue("compute", client), prestart.hold_key("compute", worker.name)
+    assert client.lrange(hold, 0, -1) == [job.id.encode()] and compute.job_ids == [other.id]
+    swept = "rq:queue:compute:holds:swept"  # at most one sweep per grace: drop it to sweep again
+    now = time.time()
+    assert prestart.sweep_holds(client, "compute", 5, now=now) == 0  # seen once: a live one may hold
+    client.delete(swept)
+    assert prestart.sweep_holds(client, "compute", 5, now=now + 4) == 0  # not yet: within the grace
+    client.delete(swept)
+    assert prestart.sweep_holds(client, "compute", 5, now=now + 5) == 1
+    assert compute.job_ids == [job.id, other.id] and client.llen(hold) == 0  # back at the head
+    assert job.get_status() == JobStatus.QUEUED
+    client.delete(worker.key)  # the dead worker's key expires: its empty hold list leaves the set
+    client.delete(swept)
+    prestart.sweep_holds(client, "compute", 5, now=now + 10)
+    assert client.smembers(prestart.holds_key("compute")) == set()
+
+
+def test_a_worker_that_lives_on_takes_what_its_hold_list_kept_on_its_next_wait(
     client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (job,) = _enqueue(client, 1)
     worker = _worker(client, "compute")
-
-    def wait_then_die(args: Any, first: Any) -> Any:
-        client.execute_command(*first)  # the wait goes out; the claim never does
-        raise redis.ConnectionError("worker died")
-
-    monkeypatch.setattr(worker.scripts, "claim", wait_then_die)
-    with pytest.raises(redis.ConnectionError):
-        prestart.dequeue_and_start(worker, timeout=1)
-    compute = tasks.queue("compute", client)
-    assert compute.job_ids == [job.id] and job.get_status() == JobStatus.QUEUED
-    assert client.llen(compute.intermediate_queue_key) == 0
+    _wait_then_die(worker, client, monkeypatch)  # its connection broke; the process did not
+    dequeued = prestart.dequeue_and_start(worker, timeout=None)
+    assert dequeued is not None and dequeued[0].id == job.id
+    assert job.get_status() == JobStatus.STARTED
+    assert client.llen(prestart.hold_key("compute", worker.name)) == 0
 
 
 def test_a_claim_skips_ids_rq_would_skip(client: redis.Redis) -> None:

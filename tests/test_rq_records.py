@@ -46,6 +46,10 @@ def record_started(x: int, y: int) -> int:
     return x * y
 
 
+#: Keys that are ours, not RQ's: the woken worker's hold lists and their sweep (rq_impl.prestart).
+OURS = re.compile(r":hold:|:holds(:|$)")
+
+
 def _layout(client: redis.Redis, names: dict[str, str]) -> dict[str, object]:
     """Every ``rq:`` key, with ``names`` (ids) replaced by placeholders, and the fields of each."""
     pattern = re.compile("|".join(map(re.escape, names)))
@@ -55,6 +59,8 @@ def _layout(client: redis.Redis, names: dict[str, str]) -> dict[str, object]:
 
     layout: dict[str, object] = {}
     for key in client.keys("rq:*"):
+        if OURS.search(key.decode()):
+            continue
         kind = client.type(key).decode()
         shape: object = kind
         if kind == "hash":
