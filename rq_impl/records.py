@@ -20,9 +20,10 @@ checks that against RQ's readers. The layout copied is RQ 3.0's:
 such as an enqueue's, replayed by the script), and, asked to, claims the next job of the
 worker's queues and starts it (``LPOP`` and start in one atomic script, so no intermediate queue
 is needed): under load, one round trip per job. It claims nothing while ``rq suspend`` is in
-force, as RQ checks before every dequeue. An idle worker's claim (``rq_impl.prestart``) is the same
-``claim`` sent behind a wait that takes nothing off the queue; it does not look at the
-suspension, as RQ's own idle worker does not while it waits (RQ checks between jobs).
+force, as RQ checks before every dequeue. An idle worker's claim (``CLAIM``, sent behind its
+wait: ``rq_impl.prestart``) starts the job the wait moved into the worker's hold list; it does
+not look at the suspension, as RQ's own idle worker does not while it waits (RQ checks between
+jobs).
 The start's TTL is the job's timeout (the worker's fallback if it has none) plus the worker's
 grace: the formula of ``LeanLifecycle.get_heartbeat_ttl``.
 """
@@ -277,6 +278,7 @@ def claim_args(worker: LeanLifecycle, queue_names: list[str]) -> tuple[list[Any]
 
 
 def parse_claim(reply: Any, stamp: Stamp | None) -> Claim | None:
+    """The job a script's ``claim`` returned, if any, with the stamp its arguments carried."""
     if not reply or stamp is None:
         return None
     queue_name, job_id, flat, ttl = reply
