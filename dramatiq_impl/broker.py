@@ -30,7 +30,7 @@ from dramatiq_impl.presence import WorkerPresence
 from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
 from shared.settings import Settings
-from shared.store import ResultStore
+from shared.store import ResultStore, ScriptRow
 from shared.tasks import validate_point, validate_result
 
 #: A worker silent this long is dead and its unacked messages go back to their queue.
@@ -104,10 +104,14 @@ class PipelineBroker(RedisBroker):
 
         Same writes as ``ResultStore.put`` (HSETNX + HINCRBY), applied atomically with the ack.
         """
+        return self.defer_rows([store.script_row(x, y, result)])
+
+    def defer_rows(self, rows: Iterable[ScriptRow]) -> bool:
+        """From an actor: write ``PUT_ROW_LUA`` rows with its message's ack, True; else False."""
         box: Outbox | None = getattr(self._capture, "box", None)
         if box is None:
             return False
-        box.rows.append(store.script_row(x, y, result))
+        box.rows.extend(rows)
         return True
 
     def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:

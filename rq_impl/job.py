@@ -10,8 +10,8 @@ time, worked out again (``docs/performance.md``, RQ per message round four):
   RQ's format (``2026-12-01T13:32:00.410012Z``) into the same aware UTC datetime in 0.2 us, and
   anything it cannot read still goes to RQ's parser;
 - the function is imported by name (``import_attribute``) on every access: ours are looked up in
-  ``tasks.FUNCTIONS``, and a name outside it is refused (a job written into Redis by someone else
-  cannot name ``os.system``).
+  ``tasks.FUNCTIONS`` (the seed's) and among the tasks declared through ``shared.pipeline``, and a
+  name outside them is refused (a job written into Redis by someone else cannot name ``os.system``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import Serializer, resolve_serializer
 
+from rq_impl.driver import job_function
 from rq_impl.tasks import FUNCTIONS
 
 #: Job hash fields holding RQ timestamps (``utcformat``), with the attribute each is restored to.
@@ -54,7 +55,7 @@ class PipelineJob(Job):
 
     @property
     def func(self) -> Any:
-        fn = FUNCTIONS.get(self.func_name or "")
+        fn = FUNCTIONS.get(self.func_name or "") or job_function(self.func_name or "")
         if fn is None:
             raise FunctionNotAllowed(f"{self.func_name!r} is not a pipeline task")
         return fn

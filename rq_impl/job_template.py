@@ -92,7 +92,7 @@ class _Batch(NamedTuple):
 class JobTemplate:
     """The writes of ``queue.enqueue_call(fn, args, kwargs, **options)``, for any args."""
 
-    def __init__(self, queue: Queue, fn: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    def __init__(self, queue: Queue, fn: Callable[..., Any] | str, options: Mapping[str, Any]) -> None:
         if unknown := set(options) - OPTIONS:
             raise ValueError(f"a job template cannot reproduce {', '.join(sorted(unknown))}")
         if queue.serializer is not JSONSerializer or not queue.is_async:
@@ -146,10 +146,14 @@ class JobTemplate:
         """Write a job per args of ``calls``, pushed in order, ``batch`` jobs per atomic script call
         (as ``enqueue_many`` in a transaction); returns how many. While one batch is in Redis the
         next is built: one sender thread, one batch in flight, so a failed batch stops the rest."""
+        return self.write_calls([(args, {}) for args in calls], batch)
+
+    def write_calls(self, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]], batch: int = 1000) -> int:
+        """``write_many`` for (args, kwargs) pairs."""
         with ThreadPoolExecutor(max_workers=1) as sender:
             in_flight: Future[list[str]] | None = None
             for start in range(0, len(calls), batch):
-                prepared = self._prepare([(args, {}) for args in calls[start : start + batch]], now())
+                prepared = self._prepare(calls[start : start + batch], now())
                 if in_flight is not None:
                     in_flight.result()
                 in_flight = sender.submit(self._send, prepared)
@@ -200,15 +204,17 @@ class JobTemplate:
         return get_call_string(self.func_name, args, kwargs, max_length=75)
 
 
-def _rq_job(queue: Queue, fn: Callable[..., Any], options: Mapping[str, Any], args: tuple[Any, ...]) -> Job:
+def _rq_job(
+    queue: Queue, fn: Callable[..., Any] | str, options: Mapping[str, Any], args: tuple[Any, ...]
+) -> Job:
     """The job RQ's ``enqueue_call`` builds and saves, up to its pipeline writes."""
-    job = queue.create_job(fn, args=args, kwargs={}, status=JobStatus.QUEUED, **options)
+    job = queue.create_job(fn, args=args, kwargs={}, status=JobStatus.QUEUED, **options)  # type: ignore[type-var]
     job.enqueued_at = job.created_at
     return job
 
 
 def _hash_checked_against_another_job(
-    queue: Queue, fn: Callable[..., Any], options: Mapping[str, Any], job: Job
+    queue: Queue, fn: Callable[..., Any] | str, options: Mapping[str, Any], job: Job
 ) -> dict[str, Any]:
     """``job``'s hash (``to_dict``), after checking that it and a job of other args differ in
     ``PER_JOB_FIELDS`` only."""

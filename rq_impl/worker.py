@@ -26,6 +26,7 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
 
 from __future__ import annotations
 
+import os
 import signal
 from datetime import timedelta
 from types import FrameType
@@ -40,8 +41,10 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from rq_impl.driver import declared_task
 from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
+from shared.backend import BACKEND_ENV
 
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
@@ -68,6 +71,10 @@ class PipelineWorker(LeanLifecycle):
     hold_grace = INTERMEDIATE_GRACE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        os.environ.setdefault(BACKEND_ENV, "rq")  # the tasks it imports declare themselves on RQ
+        from shared.pipeline import import_tasks
+
+        import_tasks()  # PIPELINE_TASKS: the declared tasks this worker may run
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (
             kwargs.get("maintenance_interval", DEFAULT_MAINTENANCE_TASK_INTERVAL)
@@ -119,7 +126,12 @@ class PipelineWorker(LeanLifecycle):
                     queue.release_maintenance_lock()
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        exc_type = exc_info[0] if exc_info else None
-        if exc_type is None or not issubclass(exc_type, RETRYABLE):
+        exc_type, exc = (exc_info[0], exc_info[1]) if len(exc_info) > 1 else (None, None)
+        task = declared_task(job.func_name or "")
+        if task is not None:  # a declared task retries what its own options say
+            retry = exc is not None and (isinstance(exc, RETRYABLE) or task.options.retryable(exc))
+        else:
+            retry = exc_type is not None and issubclass(exc_type, RETRYABLE)
+        if not retry:
             job.retries_left = 0
         super().handle_exception(job, *exc_info)

@@ -7,19 +7,91 @@ Backends are found by name: ``load_backend("rq")`` imports ``rq_impl.backend`` a
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.ops import Status
 from shared.settings import Settings
 from shared.store import ResultStore
 from shared.tasks import Point
 
+if TYPE_CHECKING:
+    from shared.pipeline import Task, TaskOptions
+    from shared.results import RedisStore, Row
+
 #: Backend name -> the module that provides ``create(settings) -> Backend``.
 BACKENDS = {
     "dramatiq": "dramatiq_impl.backend",
     "rq": "rq_impl.backend",
 }
+
+
+#: Backend name -> the module whose ``driver()`` runs declared tasks (``shared.pipeline``) on it.
+DRIVERS = {
+    "dramatiq": "dramatiq_impl.driver",
+    "rq": "rq_impl.driver",
+}
+#: Which backend ``Task.submit`` / ``map`` use, and where ``@task`` declares its task.
+BACKEND_ENV = "PIPELINE_BACKEND"
+DEFAULT_BACKEND = "dramatiq"
+
+
+class UnknownBackend(ValueError):
+    """A backend name no adapter provides."""
+
+
+def configured_backend() -> str:
+    """``PIPELINE_BACKEND`` (default dramatiq); raise naming the choices if it is unknown."""
+    name = os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+    if name not in DRIVERS:
+        raise UnknownBackend(f"{BACKEND_ENV}={name!r} is not a backend; choose from {', '.join(DRIVERS)}")
+    return name
+
+
+class Driver(Protocol):
+    """What an adapter does for declared tasks: make them actors / jobs, and send their calls."""
+
+    name: str
+
+    def declare(self, task: Task) -> None:
+        """Make ``task`` known to the library (idempotent), so a worker of this process runs it."""
+
+    def send(
+        self,
+        task: Task,
+        queue: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions | None = None,
+    ) -> None:
+        """Enqueue one checked call of ``task`` on ``queue`` (held back with the running message's
+        ack when called from a worker)."""
+
+    def send_many(
+        self,
+        task: Task,
+        queue: str,
+        calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
+        options: TaskOptions | None = None,
+    ) -> int:
+        """Enqueue many checked calls in pipelined round trips; returns how many."""
+
+    def defer_rows(self, store: RedisStore, rows: Sequence[Row]) -> bool:
+        """In a worker, with a store on the broker's Redis: write ``rows`` with the running
+        message's ack (same script) and return True; else False (the caller writes them)."""
+
+
+@cache
+def load_driver(name: str) -> Driver:
+    """The driver of backend ``name`` (one per process)."""
+    try:
+        module = importlib.import_module(DRIVERS[name])
+    except KeyError:
+        raise UnknownBackend(f"unknown backend {name!r}; choose from {', '.join(DRIVERS)}") from None
+    driver: Driver = module.driver()
+    return driver
 
 
 class Backend(Protocol):
@@ -78,7 +150,7 @@ def load_backend(name: str, settings: Settings | None = None) -> Backend:
     try:
         module = importlib.import_module(BACKENDS[name])
     except KeyError:
-        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}") from None
+        raise UnknownBackend(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}") from None
     backend: Backend = module.create(settings or Settings.from_env())
     return backend
 

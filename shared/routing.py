@@ -19,6 +19,8 @@ from typing import Any
 
 COMPUTE_TASK = "tasks.compute"
 HANDLE_RESULT_TASK = "tasks.handle_result"
+#: Where the seed's tasks go under a user's table that does not route them by these names.
+_SEED_QUEUES = {COMPUTE_TASK: "compute", HANDLE_RESULT_TASK: "result"}
 
 
 def topic_matches(binding_key: str, routing_key: str) -> bool:
@@ -77,11 +79,18 @@ class RoutingTable:
         route = self._route(task_name)
         return route.routing_key if route and route.routing_key else self.default_routing_key
 
-    def queue_for(self, task_name: str) -> str:
-        """The queue a task is consumed from; unrouted tasks go to the default queue."""
+    def routes_task(self, task_name: str) -> bool:
+        """Whether a route (exact or glob) names this task."""
+        return self._route(task_name) is not None
+
+    def queue_for(self, task_name: str, fallback: str | None = None) -> str:
+        """The queue a task is consumed from; an unrouted task goes to ``fallback`` if the table
+        has that queue (the pipeline's own tasks keep their seed queue under a user's table),
+        else to the default queue."""
         route = self._route(task_name)
         if route is None:
-            return self.default_queue
+            fallback = fallback or _SEED_QUEUES.get(task_name)
+            return fallback if fallback in self.queues else self.default_queue
         if route.queue:
             return route.queue
         bound = self.queues_for_key(route.routing_key or self.default_routing_key)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from shared.arguments import InvalidArguments
+
 #: Arguments are integers in this closed range. Products then stay below 2**53, so every
 #: JSON reader (not only Python's) holds them exactly.
 ARG_MIN = -1_000_000
@@ -20,10 +22,6 @@ Point = tuple[int, int]
 #: Milliseconds of CPU each compute burns first (the benchmark's ``cpu`` workload); unset normally.
 CPU_COST_ENV = "PIPELINE_CPU_COST_MS"
 _CPU_COST_S = float(os.environ.get(CPU_COST_ENV) or 0) / 1000
-
-
-class InvalidArguments(ValueError):
-    """A task was called with arguments it must never be enqueued with."""
 
 
 def validate_arg(name: str, value: object) -> int:
