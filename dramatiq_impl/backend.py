@@ -49,7 +49,10 @@ class DramatiqBackend:
         self.purge_queues()
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
-        return [stock_cli("dramatiq"), "dramatiq_impl.tasks", "--processes", "1", "--queues", *queues]
+        return self.task_worker_command(queues, ["dramatiq_impl.tasks"])
+
+    def task_worker_command(self, queues: Sequence[str], modules: Sequence[str]) -> list[str]:
+        return [stock_cli("dramatiq"), *modules, "--processes", "1", "--queues", *queues]
 
     def live_workers(self, since: float) -> int:
         heartbeats = f"{self.broker.namespace}:__heartbeats__"

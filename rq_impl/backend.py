@@ -71,6 +71,10 @@ class RQBackend:
         # REDIS_URL reaches the worker through its environment, never its command line (ps shows that).
         return [stock_cli("rq"), "worker", "--serializer", "json", *WORKER_OPTIONS, *queues]
 
+    def task_worker_command(self, queues: Sequence[str], modules: Sequence[str]) -> list[str]:
+        # The modules reach the worker as PIPELINE_TASKS in its environment (PipelineWorker imports them).
+        return self.worker_command(queues)
+
     def live_workers(self, since: float) -> int:
         start = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
         workers = Worker.all(connection=self.connection)

@@ -146,6 +146,15 @@ class OpsBackend(Backend, Protocol):
         dead-letter / failed ones too; never what workers hold. Returns dropped per queue."""
 
 
+@runtime_checkable
+class TaskBackend(Backend, Protocol):
+    """A backend whose workers run declared tasks (``shared.pipeline``): both adapters."""
+
+    def task_worker_command(self, queues: Sequence[str], modules: Sequence[str]) -> list[str]:
+        """The stock CLI command line of a worker consuming ``queues`` that runs the tasks of
+        ``modules`` (with ``PIPELINE_TASKS`` naming them in its environment)."""
+
+
 def load_backend(name: str, settings: Settings | None = None) -> Backend:
     try:
         module = importlib.import_module(BACKENDS[name])
@@ -166,4 +175,11 @@ def load_ops_backend(name: str, settings: Settings | None = None) -> OpsBackend:
     backend = load_backend(name, settings)
     if not isinstance(backend, OpsBackend):
         raise TypeError(f"backend {name!r} has no ops view")  # every backend in BACKENDS has one
+    return backend
+
+
+def load_task_backend(name: str, settings: Settings | None = None) -> TaskBackend:
+    backend = load_backend(name, settings)
+    if not isinstance(backend, TaskBackend):
+        raise TypeError(f"backend {name!r} runs no declared tasks")  # every backend in BACKENDS does
     return backend

@@ -16,12 +16,22 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.backend import BACKENDS, OpsBackend, load_backend, load_ops_backend
+from shared.backend import (
+    BACKEND_ENV,
+    BACKENDS,
+    OpsBackend,
+    UnknownBackend,
+    configured_backend,
+    load_backend,
+    load_ops_backend,
+    load_task_backend,
+)
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
 from shared.ops import Status, render_all, to_json
-from shared.runner import RunResult, WorkersFailed, run_grid
+from shared.results import StoreError
+from shared.runner import ProgressCallback, RunRefused, RunResult, WorkersFailed, run_grid
 from shared.settings import DEFAULT_REDIS_URL, Settings
 from shared.tasks import Grid
 
@@ -53,10 +63,9 @@ def redis_settings() -> Iterator[Settings]:
             del os.environ["REDIS_URL"]
 
 
-def run_one(
-    name: str, settings: Settings, grid: Grid, compute_workers: int, log_dir: Path, chunk_size: int | None
-) -> RunResult:
-    backend = load_backend(name, settings)
+@contextmanager
+def progress_bar(name: str, total: int) -> Iterator[ProgressCallback]:
+    """A transient bar on stderr; yields the callback that moves it."""
     with Progress(
         TextColumn(f"{name:>8}"),
         BarColumn(),
@@ -65,14 +74,17 @@ def run_one(
         console=stderr,
         transient=True,
     ) as bar:
-        task = bar.add_task(name, total=grid.size)
+        task = bar.add_task(name, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+def run_one(
+    name: str, settings: Settings, grid: Grid, compute_workers: int, log_dir: Path, chunk_size: int | None
+) -> RunResult:
+    backend = load_backend(name, settings)
+    with progress_bar(name, grid.size) as update:
         return run_grid(
-            backend,
-            grid,
-            compute_workers,
-            log_dir=log_dir / name,
-            progress=lambda done, total: bar.update(task, completed=done),
-            chunk_size=chunk_size,
+            backend, grid, compute_workers, log_dir=log_dir / name, progress=update, chunk_size=chunk_size
         )
 
 
@@ -82,7 +94,11 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--backend", type=click.Choice([*BACKENDS, "both"]), default="both", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice([*BACKENDS, "both"]),
+    help="Default: both for the grid; PIPELINE_BACKEND (else dramatiq) with --task.",
+)
 @click.option(
     "--grid", "grid_text", default="50x50", show_default=True, help="WIDTHxHEIGHT points to compute."
 )
@@ -94,27 +110,52 @@ def main() -> None:
 @click.option(
     "--chunk-size",
     type=click.IntRange(1, MAX_CHUNK_SIZE),
-    help="Points per message in chunked mode (implies --chunked).",
+    help="Points (calls) per message in chunked mode (implies --chunked).",
 )
+@click.option(
+    "--task", "task_spec", metavar="MODULE:FUNCTION", help="Run a task of yours instead of the grid."
+)
+@click.option(
+    "--args",
+    "args_file",
+    metavar="FILE",
+    help="With --task: one JSON array (or object) of arguments per line; - for stdin.",
+)
+@click.option(
+    "--check", "check_spec", metavar="MODULE:FUNCTION", help="With --task: check(value, *args) -> bool."
+)
+@click.option("--replace", is_flag=True, help="With --task: clear the task's stored results first.")
 def run(
-    backend: str,
+    backend: str | None,
     grid_text: str,
     compute_workers: int,
     log_dir: Path | None,
     chunked: bool,
     chunk_size: int | None,
+    task_spec: str | None,
+    args_file: str | None,
+    check_spec: str | None,
+    replace: bool,
 ) -> None:
-    """Start workers with the stock CLIs, submit the grid, verify every result, stop the workers.
+    """Start workers with the stock CLIs, submit the grid (or your task's calls), verify every
+    result, stop the workers.
 
     By default one message per grid point, as the seed; --chunked sends many points per message.
     """
     if chunked and chunk_size is None:
         chunk_size = DEFAULT_CHUNK_SIZE
+    if task_spec is not None:
+        run_task_command(
+            backend, task_spec, args_file, check_spec, replace, compute_workers, log_dir, chunk_size
+        )
+        return
+    if args_file or check_spec or replace:
+        raise click.UsageError("--args, --check and --replace go with --task")
     try:
         grid = Grid.parse(grid_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--grid") from None
-    names = list(BACKENDS) if backend == "both" else [backend]
+    names = list(BACKENDS) if backend in (None, "both") else [backend]
     failed = False
     with ExitStack() as stack:
         settings = stack.enter_context(redis_settings())
@@ -124,6 +165,54 @@ def run(
             click.echo(result.summary())
             failed = failed or not result.ok
     if failed:
+        sys.exit(1)
+
+
+def run_task_command(
+    backend: str | None,
+    task_spec: str,
+    args_file: str | None,
+    check_spec: str | None,
+    replace: bool,
+    compute_workers: int,
+    log_dir: Path | None,
+    chunk_size: int | None,
+) -> None:
+    """``run --task``: your task's calls through workers of one backend, each verified stored once."""
+    if args_file is None:
+        raise click.UsageError("--task needs --args FILE (one JSON array of arguments per line)")
+    if backend == "both":
+        raise click.UsageError("--task runs on one backend: --backend dramatiq or rq")
+    name = backend or configured_backend()
+    os.environ[BACKEND_ENV] = name  # the task module declares its tasks on this backend
+    from shared.pipeline import resolve  # declares the pipeline's own tasks on that backend
+    from shared.task_runner import load_check, read_calls, run_task
+
+    sys.path.insert(0, os.getcwd())  # as the dramatiq and rq CLIs find the task module
+    try:
+        items = read_calls(args_file)
+        check = load_check(check_spec) if check_spec else None
+        task = resolve(task_spec)
+        calls = task.calls(items)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with ExitStack() as stack:
+        settings = stack.enter_context(redis_settings())
+        logs = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-logs-")))
+        with progress_bar(name, len({c.key for c in calls})) as update:
+            result = run_task(
+                load_task_backend(name, settings),
+                task,
+                calls,
+                compute_workers,
+                log_dir=logs / name,
+                chunk_size=chunk_size,
+                check=check,
+                replace=replace,
+                progress=update,
+            )
+    click.echo(result.summary())
+    if not result.ok:
         sys.exit(1)
 
 
@@ -214,7 +303,14 @@ def entry() -> None:
     """Console-script entry: expected failures end in one line on stderr, not a traceback."""
     try:
         main(standalone_mode=True)
-    except (RedisUnavailable, RedisServerNotFound, WorkersFailed) as exc:
+    except (
+        RedisUnavailable,
+        RedisServerNotFound,
+        WorkersFailed,
+        RunRefused,
+        StoreError,
+        UnknownBackend,
+    ) as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except redis.RedisError as exc:

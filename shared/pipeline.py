@@ -148,7 +148,10 @@ class Task:
     ) -> list[Call]:
         """Check every call, then enqueue them all in pipelined round trips; with ``chunk_size``,
         ``chunk_size`` calls per message (``run_chunk``): a failing call is retried on its own."""
-        calls = self.calls(items)
+        return self.send_calls(self.calls(items), chunk_size)
+
+    def send_calls(self, calls: list[Call], chunk_size: int | None = None) -> list[Call]:
+        """``map`` for calls already checked (``calls``)."""
         driver = self.driver()
         if not chunk_size:
             driver.send_many(self, self.queue, [(c.args, c.kwargs) for c in calls])

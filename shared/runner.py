@@ -19,6 +19,10 @@ from shared.workers import WorkerGroup
 ProgressCallback = Callable[[int, int], None]
 
 
+class RunRefused(RuntimeError):
+    """A run that would mix its results with results already stored; the message says what to do."""
+
+
 class WorkersFailed(RuntimeError):
     """A worker exited or never became ready; the message carries the tail of its log."""
 
@@ -62,6 +66,12 @@ def start_workers(backend: Backend, group: WorkerGroup, compute_workers: int, ti
     for _ in range(compute_workers):
         group.start("compute", backend.worker_command([routing.queue_for(COMPUTE_TASK)]))
     group.start("result", backend.worker_command([routing.queue_for(HANDLE_RESULT_TASK)]))
+    wait_live(backend, group, since, timeout)
+
+
+def wait_live(backend: Backend, group: WorkerGroup, since: float, timeout: float = 60.0) -> None:
+    """Return once every worker of ``group`` showed life in Redis after ``since``; raise
+    WorkersFailed with a worker's log tail if one exits or they are not all live in time."""
     deadline = time.monotonic() + timeout
     while backend.live_workers(since) < len(group.workers):
         if dead := group.dead():
@@ -80,7 +90,21 @@ def wait_for_results(
     interval: float = 0.02,
     max_interval: float = 0.02,
 ) -> None:
-    """Return when ``expected`` results are stored, or when none arrived for ``stall_timeout`` s.
+    """``wait_for_count`` on the backend's result store."""
+    wait_for_count(backend.store.count, expected, group, stall_timeout, progress, interval, max_interval)
+
+
+def wait_for_count(
+    count: Callable[[], int],
+    expected: int,
+    group: WorkerGroup,
+    stall_timeout: float,
+    progress: ProgressCallback | None = None,
+    interval: float = 0.02,
+    max_interval: float = 0.02,
+) -> None:
+    """Return when ``count()`` reaches ``expected``, when it did not move for ``stall_timeout`` s,
+    or when every worker died.
 
     Looks every ``interval`` s near the end, less often while much is left (``poll_pause``): every
     look costs a round trip and some Python on the cores the workers are measured on.
@@ -88,7 +112,7 @@ def wait_for_results(
     began = last_change = time.monotonic()
     last = -1
     while True:
-        stored = backend.store.count()
+        stored = count()
         if progress:
             progress(stored, expected)
         if stored >= expected:

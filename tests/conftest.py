@@ -14,6 +14,7 @@ import redis
 
 from shared.embedded import RedisServer, private_redis
 from shared.settings import Settings
+from tests.postgres import PostgresServer, private_postgres
 
 _stack = ExitStack()
 
@@ -52,3 +53,14 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL, started only when a test asks for one; skipped (with why) if it cannot."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(private_postgres())
+        except RuntimeError as error:
+            pytest.skip(f"no private PostgreSQL: {error}")
+        yield server

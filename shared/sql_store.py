@@ -1,0 +1,197 @@
+"""Results in one SQL table (SQLite or PostgreSQL), with the same semantics as ``RedisStore``.
+
+A write is insert-or-ignore: the first value of a (task, key) is kept and every delivery adds one
+to ``deliveries``, so a redelivered message stores nothing new. A batch is one transaction,
+committed before the worker acks its messages; retrying it after a lost connection is therefore
+safe (at worst a delivery is counted twice, never a value overwritten).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    create_engine,
+    event,
+    exc,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from shared.arguments import dumps
+from shared.connection import RECONNECT_SECONDS
+from shared.results import Row, StoreError
+from shared.settings import redact_url
+
+TABLE = "pipeline_results"
+#: SQLite waits this long for another process's write lock instead of failing "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_BACKOFF_START, _BACKOFF_CAP = 0.05, 1.0
+_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+T = TypeVar("T")
+
+metadata = MetaData()
+results_table = Table(
+    TABLE,
+    metadata,
+    Column("task", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def engine_url(url: str) -> str:
+    """``url`` with a bare ``postgresql://`` / ``postgres://`` given the psycopg 3 driver."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_DRIVERS.get(scheme.lower(), scheme)}{sep}{rest}"
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets a verifier read while a worker in another process writes; busy_timeout makes
+    # two writers queue instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+class SqlStore:
+    """The ``Store`` protocol on one SQL table, via SQLAlchemy Core."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.url = redact_url(url)
+        except ValueError:  # a port that is not a number: the URL fails below, redacted by hand
+            self.url = _scrub(url, url)
+        self._ready = False
+        try:
+            parsed = make_url(engine_url(url))
+            backend = parsed.get_backend_name()
+            if backend not in ("sqlite", "postgresql"):
+                raise StoreError(f"unsupported database {backend!r}; use sqlite:/// or postgresql://")
+            options: dict[str, Any] = {"pool_pre_ping": True} if backend == "postgresql" else {}
+            self.engine: Engine = create_engine(parsed, **options)
+        except (exc.ArgumentError, ImportError, ValueError) as error:  # StoreError is a ValueError
+            reason = (str(error).splitlines() or [type(error).__name__])[0].replace(url, self.url)
+            raise StoreError(f"cannot open results store {self.url}: {_scrub(reason, url)}") from None
+        self.insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        if backend == "sqlite":
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+
+    def _create_table(self) -> None:
+        if self._ready:
+            return
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except (exc.ProgrammingError, exc.IntegrityError):
+            # Another process created it between our check and our CREATE.
+            if not inspect(self.engine).has_table(TABLE):
+                raise
+        self._ready = True
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """Run ``action`` again on a lost or refused connection (a restart) for RECONNECT_SECONDS."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        delay = _BACKOFF_START
+        while True:
+            try:
+                self._create_table()
+                return action()
+            except exc.DBAPIError as error:
+                transient = isinstance(error, exc.OperationalError) or error.connection_invalidated
+                if not transient or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_CAP)
+
+    def put_many(self, rows: Sequence[Row]) -> int:
+        # One statement row per (task, key): a key twice in the batch is stored once with two
+        # deliveries (PostgreSQL refuses to touch a row twice in one ON CONFLICT statement).
+        batch: dict[tuple[str, str], dict[str, Any]] = {}
+        for task, key, value in rows:
+            if (task, key) in batch:
+                batch[(task, key)]["deliveries"] += 1
+            else:
+                batch[(task, key)] = {"task": task, "key": key, "value": dumps(value), "deliveries": 1}
+        if not batch:
+            return 0
+        table = results_table
+        insert = self.insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.task, table.c.key],
+            set_={"deliveries": table.c.deliveries + insert.excluded.deliveries},
+        ).returning(table.c.task, table.c.key, table.c.deliveries)
+
+        def write() -> int:
+            with self.engine.begin() as connection:
+                stored = connection.execute(statement, list(batch.values())).all()
+            # A new row has exactly this batch's deliveries; an old one has more.
+            return sum(1 for task, key, total in stored if total == batch[(task, key)]["deliveries"])
+
+        return self._retrying(write)
+
+    def _select(self, task: str, column: str) -> dict[str, Any]:
+        table = results_table
+        query = select(table.c.key, table.c[column]).where(table.c.task == task)
+
+        def read() -> dict[str, Any]:
+            with self.engine.connect() as connection:
+                return {key: found for key, found in connection.execute(query)}
+
+        return self._retrying(read)
+
+    def values(self, task: str) -> dict[str, Any]:
+        return {key: json.loads(text) for key, text in self._select(task, "value").items()}
+
+    def deliveries(self, task: str) -> dict[str, int]:
+        return {key: int(n) for key, n in self._select(task, "deliveries").items()}
+
+    def count(self, task: str | None = None) -> int:
+        query = select(func.count()).select_from(results_table)
+        if task is not None:
+            query = query.where(results_table.c.task == task)
+
+        def read() -> int:
+            with self.engine.connect() as connection:
+                return int(connection.execute(query).scalar_one())
+
+        return self._retrying(read)
+
+    def clear(self, task: str) -> None:
+        def delete() -> None:
+            with self.engine.begin() as connection:
+                connection.execute(results_table.delete().where(results_table.c.task == task))
+
+        self._retrying(delete)
+
+    def close(self) -> None:
+        """Close every pooled connection (a test, or a worker on its way out)."""
+        self.engine.dispose()
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the password of ``url``, as written or URL-decoded (driver messages)."""
+    netloc = url.partition("://")[2].split("/", 1)[0]
+    userinfo, at, _host = netloc.rpartition("@")
+    password = userinfo.partition(":")[2] if at else ""
+    for secret in {password, unquote(password)} - {""}:
+        text = text.replace(secret, "***")
+    return text
