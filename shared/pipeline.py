@@ -40,6 +40,11 @@ from shared.routing import active_table
 TASKS_ENV = "PIPELINE_TASKS"
 
 
+#: Seconds a ``store_results`` may take: above a SQL store's own reconnect budget for a short outage,
+#: and short, because an RQ worker's dead job is found ``timeout`` + 5 s after it started.
+STORE_TIMEOUT = 20.0
+
+
 class InvalidResult(InvalidArguments):
     """A task returned something that is not a JSON value: no retry can change that."""
 
@@ -283,7 +288,7 @@ def results(url: str | None = None) -> Results:
     return open_results(url)
 
 
-@builtin("pipeline.store_results", fallback="result", retries=3)
+@builtin("pipeline.store_results", fallback="result", retries=3, timeout=STORE_TIMEOUT)
 def store_results(task: str, rows: list[tuple[str, Any]]) -> None:
     """Store a task's (key, value) rows once each: with the ack's script on a Redis store that is
     the broker's own Redis, else committed to the store before the message is acked."""
