@@ -35,6 +35,8 @@ DRIVERS = {
 }
 #: Which backend ``Task.submit`` / ``map`` use, and where ``@task`` declares its task.
 BACKEND_ENV = "PIPELINE_BACKEND"
+#: ``PIPELINE_TASKS``: comma-separated modules whose tasks a worker may run (RQ workers import them).
+TASKS_ENV = "PIPELINE_TASKS"
 DEFAULT_BACKEND = "dramatiq"
 
 

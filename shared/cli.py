@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.backend import (
     BACKEND_ENV,
     BACKENDS,
+    TASKS_ENV,
     OpsBackend,
     UnknownBackend,
     configured_backend,
@@ -29,8 +30,9 @@ from shared.backend import (
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
-from shared.ops import Status, render_all, to_json
+from shared.ops import Status, render_all, to_json, with_unserved_routes
 from shared.results import StoreError
+from shared.routing import active_table
 from shared.runner import ProgressCallback, RunRefused, RunResult, WorkersFailed, run_grid
 from shared.settings import DEFAULT_REDIS_URL, Settings
 from shared.tasks import Grid
@@ -223,6 +225,17 @@ def ops_backends(backend: str) -> list[OpsBackend]:
     return [load_ops_backend(name, settings) for name in (list(BACKENDS) if backend == "both" else [backend])]
 
 
+def routes_in_force() -> dict[str, str]:
+    """The routing table's routes and, where ``PIPELINE_TASKS`` names task modules, each declared
+    task's queue (an explicit ``queue=`` is a route too)."""
+    routes = active_table().routed_queues()
+    if os.environ.get(TASKS_ENV):
+        from shared.pipeline import import_tasks
+
+        routes.update({t.name: t.queue for t in import_tasks() if not t.name.startswith("pipeline.")})
+    return routes
+
+
 @main.command()
 @click.option("--backend", type=click.Choice([*BACKENDS, "both"]), default="both", show_default=True)
 @click.option("--watch", is_flag=True, help="Refresh in place until Ctrl-C.")
@@ -233,8 +246,10 @@ def status(backend: str, watch: bool, interval: float, count: int | None, as_jso
     """Per queue: waiting, in flight, dead, delayed; the live workers; the results stored."""
     backends = ops_backends(backend)
 
+    routes = routes_in_force()
+
     def take() -> list[Status]:
-        return [b.status() for b in backends]
+        return [with_unserved_routes(b.status(), routes) for b in backends]
 
     try:
         if as_json:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,12 +52,21 @@ class Status:
     workers: list[WorkerStatus]
     results_stored: int
     taken_at: float = field(default_factory=time.time)
+    #: Routes (task name or glob -> queue) whose queue no live worker consumes: their tasks wait.
+    unserved: list[str] = field(default_factory=list)
 
     def queue(self, name: str) -> QueueStatus:
         return next(q for q in self.queues if q.name == name)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def with_unserved_routes(status: Status, routes: Mapping[str, str]) -> Status:
+    """``status`` with the routes (task name or glob -> queue) whose queue no live worker serves."""
+    served = {q for w in status.workers for q in w.queues}
+    unserved = [f"{task} -> {queue}" for task, queue in sorted(routes.items()) if queue not in served]
+    return replace(status, unserved=unserved)
 
 
 def to_json(statuses: list[Status], indent: int | None = 2) -> str:
@@ -96,7 +106,10 @@ def render(status: Status) -> RenderableType:
             ", ".join(w.queues),
             _when(w.last_seen, status.taken_at),
         )
-    return Group(header, queues, workers)
+    parts: list[RenderableType] = [header, queues, workers]
+    if status.unserved:
+        parts.append(Text(f"no live worker serves: {'; '.join(status.unserved)}", style="yellow"))
+    return Group(*parts)
 
 
 def render_all(statuses: list[Status]) -> RenderableType:

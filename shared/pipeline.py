@@ -31,14 +31,10 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, overload
 
 from shared.arguments import Arguments, InvalidArguments, dumps
-from shared.backend import Driver, configured_backend, load_driver
+from shared.backend import TASKS_ENV, Driver, configured_backend, load_driver
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.results import RedisStore, Results, open_results
 from shared.routing import active_table
-
-#: ``PIPELINE_TASKS``: comma-separated modules whose tasks a worker may run (RQ workers import them).
-TASKS_ENV = "PIPELINE_TASKS"
-
 
 #: Seconds a ``store_results`` may take: above a SQL store's own reconnect budget for a short outage,
 #: and short, because an RQ worker's dead job is found ``timeout`` + 5 s after it started.

@@ -96,6 +96,10 @@ class RoutingTable:
         bound = self.queues_for_key(route.routing_key or self.default_routing_key)
         return bound[0] if bound else self.default_queue
 
+    def routed_queues(self) -> dict[str, str]:
+        """Each route (task name or glob) with the queue it sends its tasks to."""
+        return {task: self.queue_for(task) for task in self.routes}
+
     def queues_for_key(self, routing_key: str) -> list[str]:
         """The queues the exchange delivers ``routing_key`` to, in declaration order."""
         if self.exchange_type == "fanout":
