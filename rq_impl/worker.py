@@ -55,6 +55,14 @@ HEARTBEAT_EVERY = 1.0
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
 
 
+def _func_name(job: Job) -> str:
+    """The function a job names, or '' when its data cannot be read (it fails for that reason)."""
+    try:
+        return job.func_name or ""
+    except Exception:
+        return ""
+
+
 class PromptIntermediateQueue(IntermediateQueue):
     """RQ's intermediate queue, but a job counts as stranded after seconds, not a minute: a live
     worker moves its job out within microseconds of dequeueing it."""
@@ -127,7 +135,7 @@ class PipelineWorker(LeanLifecycle):
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         exc_type, exc = (exc_info[0], exc_info[1]) if len(exc_info) > 1 else (None, None)
-        task = declared_task(job.func_name or "")
+        task = declared_task(_func_name(job))
         if task is not None:  # a declared task retries what its own options say
             retry = exc is not None and (isinstance(exc, RETRYABLE) or task.options.retryable(exc))
         else:

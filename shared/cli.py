@@ -93,6 +93,9 @@ def run_one(
 @click.group()
 def main() -> None:
     """The Celery compute -> result example on Redis, as Dramatiq actors and as RQ jobs."""
+    # Task and celeryconfig modules are found from here, as the dramatiq and rq CLIs find them.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 @main.command()
@@ -190,7 +193,6 @@ def run_task_command(
     from shared.pipeline import resolve  # declares the pipeline's own tasks on that backend
     from shared.task_runner import load_check, read_calls, run_task
 
-    sys.path.insert(0, os.getcwd())  # as the dramatiq and rq CLIs find the task module
     try:
         items = read_calls(args_file)
         check = load_check(check_spec) if check_spec else None

@@ -150,7 +150,10 @@ def _import_config(module_or_path: str | ModuleType) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-    return importlib.import_module(module_or_path)
+    try:
+        return importlib.import_module(module_or_path)
+    except ImportError as exc:
+        raise ValueError(f"cannot import celeryconfig {module_or_path!r}: {exc}") from None
 
 
 def _bindings(queues: Any, default_queue: str) -> tuple[Binding, ...]:
