@@ -17,9 +17,10 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, get_type_hints
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 
 class InvalidArguments(ValueError):
@@ -33,7 +34,7 @@ def dumps(value: Any) -> str:
 
 def _model(fn: Callable[..., Any], signature: inspect.Signature) -> type[BaseModel]:
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)
     except Exception:  # an unresolvable forward reference: check what can be checked
         hints = {}
     fields: dict[str, Any] = {}
@@ -47,16 +48,47 @@ def _model(fn: Callable[..., Any], signature: inspect.Signature) -> type[BaseMod
         else:
             default = ... if param.default is param.empty else param.default
         fields[name] = (annotation, default)
-    config = ConfigDict(strict=True, arbitrary_types_allowed=False, extra="forbid")
+    config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
     return create_model(f"{fn.__qualname__}_arguments", __config__=config, **fields)
 
 
-class Checked(NamedTuple):
-    """A valid call: what to call the function with, and the call's canonical key."""
+class Checked:
+    """A valid call: what to call the function with, and (worked out when asked) its key."""
 
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    key: str
+    __slots__ = ("_key", "args", "kwargs")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str | None = None) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        if self._key is None:  # the fast path's: every parameter given by position, JSON-native
+            self._key = dumps(list(self.args))
+        return self._key
+
+
+#: Types whose strict check on Python values accepts exactly what their strict check on the same
+#: values sent as JSON accepts (no tuple, set, date...: JSON turns those into lists and strings).
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _plain(annotation: Any) -> bool:
+    """Whether ``annotation`` is built from ``_PLAIN`` types, lists, str-keyed dicts, unions and
+    ``Annotated`` constraints only: then a Python value it accepts is a JSON value it accepts."""
+    if annotation in _PLAIN:
+        return True
+    origin, params = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _plain(params[0])
+    if origin is list:
+        return all(map(_plain, params))
+    if origin is dict:
+        return len(params) == 2 and params[0] is str and _plain(params[1])
+    if origin in (Union, UnionType):
+        return all(map(_plain, params))
+    return False
 
 
 class Arguments:
@@ -67,6 +99,22 @@ class Arguments:
         self.signature = inspect.signature(fn)
         self.model = _model(fn, self.signature)
         self.params = list(self.signature.parameters.values())
+        self._fast = self._fast_check(fn)
+
+    def _fast_check(self, fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
+        """For a function of plain positional parameters: one check of the args tuple in Python
+        (~0.5 us, where the JSON round trip costs ~25 us) that accepts exactly what it would."""
+        if not all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.params):
+            return None
+        try:
+            hints = get_type_hints(fn, include_extras=True)
+        except Exception:
+            return None
+        annotations = [hints.get(p.name) for p in self.params]
+        if not annotations or not all(a is not None and _plain(a) for a in annotations):
+            return None
+        config = ConfigDict(strict=True, allow_inf_nan=False)
+        return TypeAdapter(tuple[tuple(annotations)], config=config)  # type: ignore[arg-type,misc]
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied; raise naming what is wrong."""
@@ -80,6 +128,11 @@ class Arguments:
     def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Checked:
         """Check a call as JSON; return the arguments to call the function with, coerced as the
         type hints say (a list for a tuple parameter becomes a tuple, and so on), and its key."""
+        if self._fast is not None and not kwargs and len(args) == len(self.params):
+            try:
+                return Checked(self._fast.validate_python(tuple(args)), {})
+            except ValidationError:
+                pass  # the JSON check below has the last word, and the message
         arguments = self.bind(args, kwargs)
         try:
             text = dumps(arguments)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, overload
 
-from shared.arguments import Arguments, InvalidArguments, dumps
+from shared.arguments import Arguments, Checked, InvalidArguments, dumps
 from shared.backend import TASKS_ENV, Driver, configured_backend, load_driver
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.results import RedisStore, Results, open_results
@@ -121,10 +121,12 @@ class Task:
     def call(self, *args: Any, **kwargs: Any) -> Call:
         """Check a call (raise ``InvalidArguments``, a ``ValueError``, naming the parameter)."""
         checked = self.arguments.validate(args, kwargs)
-        key = checked.key
+        return Call(self.name, self._key(checked), checked.args, checked.kwargs)
+
+    def _key(self, checked: Checked) -> str:
         if self.options.key is not None:
-            key = str(self.options.key(*checked.args, **checked.kwargs))
-        return Call(self.name, key, checked.args, checked.kwargs)
+            return str(self.options.key(*checked.args, **checked.kwargs))
+        return checked.key
 
     def calls(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Call]:
         """Check many calls (each a list/tuple of arguments, or a dict of keyword arguments); the
@@ -172,12 +174,12 @@ class Task:
 
     def perform(self, driver: Driver, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Run one delivered call on a worker: check it, run it, send its result to be stored."""
-        call = self.call(*args, **kwargs)
+        checked = self.arguments.validate(args, kwargs)
         token = _running_on.set(driver)
         try:
-            value = self.fn(*call.args, **call.kwargs)
+            value = self.fn(*checked.args, **checked.kwargs)
             if self.options.store:
-                send_result(driver, self, [(call.key, value)])
+                send_result(driver, self, [(self._key(checked), value)])
         finally:
             _running_on.reset(token)
 
