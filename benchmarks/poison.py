@@ -82,7 +82,8 @@ def _dramatiq_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
             elif kind == "pickle":
                 data = pickle_bomb(plan.marker)
             else:
-                actor, args = _args(kind, _task_of(queue))
+                name, args = _args(kind, _task_of(queue))
+                actor = name if kind == "unknown" else f"tasks.{name}"  # the seed's task names
                 data = dramatiq.Message(
                     queue_name=queue, actor_name=actor, args=tuple(args), kwargs={}, options={}
                 ).encode()

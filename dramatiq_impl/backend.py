@@ -6,12 +6,13 @@ from collections.abc import Iterable, Sequence
 
 from dramatiq_impl import ops, tasks
 from dramatiq_impl.broker import build_broker
-from shared.chunks import chunked, validate_chunk
+from shared import seed
+from shared.chunks import chunked
 from shared.commands import stock_cli
 from shared.routing import active_table
 from shared.settings import Settings
 from shared.store import ResultStore
-from shared.tasks import Point, validate_point
+from shared.tasks import Point
 
 #: Messages per pipelined round trip in ``submit_many``.
 BATCH = 1000
@@ -27,17 +28,19 @@ class DramatiqBackend:
         self.queues = active_table().queues
 
     def submit(self, x: int, y: int) -> None:
-        self.broker.enqueue(tasks.compute.message(x, y))
+        call = seed.compute.call(x, y)
+        self.broker.enqueue(tasks.compute.message(*call.args))
 
     def submit_many(self, points: Iterable[Point]) -> int:
-        checked = [validate_point(x, y) for x, y in points]
-        self.broker.enqueue_many((tasks.compute.message(x, y) for x, y in checked), batch=BATCH)
+        """Check every point (``seed.compute``'s check), then enqueue them on this backend's broker."""
+        checked = seed.compute.calls(points)
+        self.broker.enqueue_many((tasks.compute.message(*c.args) for c in checked), batch=BATCH)
         return len(checked)
 
     def submit_chunks(self, points: Iterable[Point], size: int) -> int:
-        checked = [validate_chunk(chunk) for chunk in chunked(points, size)]
-        self.broker.enqueue_many((tasks.compute_chunk.message(chunk) for chunk in checked), batch=BATCH)
-        return sum(map(len, checked))
+        checked = seed.compute_chunk.calls([[list(p) for p in chunk]] for chunk in chunked(points, size))
+        self.broker.enqueue_many((tasks.compute_chunk.message(*c.args) for c in checked), batch=BATCH)
+        return sum(len(c.args[0]) for c in checked)
 
     def queue_depths(self) -> dict[str, int]:
         pipe = self.broker.client.pipeline(transaction=False)

@@ -27,11 +27,9 @@ from dramatiq_impl.middleware import (
 )
 from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
-from shared.chunks import validate_chunk, validate_rows
 from shared.connection import connect
 from shared.settings import Settings
 from shared.store import ResultStore, ScriptRow
-from shared.tasks import validate_point, validate_result
 
 #: A worker silent this long is dead and its unacked messages go back to their queue.
 HEARTBEAT_TIMEOUT_MS = 10_000
@@ -247,22 +245,17 @@ class PipelineBroker(RedisBroker):
 
 
 def build_broker(settings: Settings) -> PipelineBroker:
-    """A broker on ``settings.redis_url`` with Retries and TimeLimit plus validation, DLQ reasons
-    and the heartbeat; its client retries through Redis restarts (shared.connection).
+    """A broker on ``settings.redis_url`` with Retries and TimeLimit plus validation (each declared
+    task's own check, ``dramatiq_impl.driver``), DLQ reasons and the heartbeat; its client retries
+    through Redis restarts (shared.connection).
 
     Dramatiq's other default middleware (AgeLimit, ShutdownNotifications, Callbacks, Pipelines)
     serve actor options the pipeline never sets, and each costs hook calls on every message.
     """
-    validators: dict[str, Callable[..., Any]] = {
-        "compute": validate_point,
-        "handle_result": validate_result,
-        "compute_chunk": validate_chunk,
-        "handle_results": validate_rows,
-    }
     middleware: list[Middleware] = [TimeLimit(), Retries()]
     middleware += [
         CaptureSends(),
-        ValidateArguments(validators),
+        ValidateArguments(),
         DeadLetterReasons(),
         Heartbeat(HEARTBEAT_TIMEOUT_MS / 1000 / 4),
         RequeueOnShutdown(),

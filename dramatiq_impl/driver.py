@@ -2,27 +2,33 @@
 
 Each task becomes an actor named by the task's full name on the task's queue, with the task's
 timeout (``time_limit``) and retries (``retry_when``: the task's own rule; bad arguments never
-retry). The actor checks the call again and runs it; its result message, like every message an
-actor sends, goes to Redis in the same script as the ack (``dramatiq_impl.commit``), and on a
-Redis store the result worker's write does too.
+retry), and the task's check at ``send`` (``ValidateArguments``). The actor checks the call again
+and runs it; every message it sends goes to Redis in the same script as its ack
+(``dramatiq_impl.commit``), and so does what it stores in the broker's Redis (``defer``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
-from dramatiq_impl.tasks import BACKEND_NAME, broker
+from dramatiq_impl.broker import set_default_broker
+from dramatiq_impl.middleware import ValidateArguments
 from shared.arguments import InvalidArguments
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
-    from shared.results import RedisStore, Row
+    from shared.store import ScriptRow
 
+BACKEND_NAME = "dramatiq"
 #: Dramatiq's own cap on a retry's delay is seven days; a task's backoff doubles up to an hour.
 MAX_BACKOFF_MS = 3_600_000
+
+broker = set_default_broker(Settings.from_env())
 
 
 def actor_options(options: TaskOptions) -> dict[str, Any]:
@@ -48,22 +54,34 @@ class DramatiqDriver:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+        found = [m for m in broker.middleware if isinstance(m, ValidateArguments)]
+        #: None on Dramatiq's own RedisBroker (the benchmarks' "stock" profile).
+        self.validate = found[0] if found else None
 
     def declare(self, task: Task) -> None:
-        if task.name in self.actors:
-            return
+        self.actor(task)
+
+    def actor(self, task: Task) -> dramatiq.Actor[Any, Any]:
+        """The task's actor (made on first use): ``.send`` checks and enqueues, as ``submit`` does."""
+        found = self.actors.get(task.name)
+        if found is not None:
+            return found
 
         def perform(*args: Any, **kwargs: Any) -> None:
             task.perform(self, args, kwargs)
 
-        perform.__name__ = perform.__qualname__ = task.name
-        self.actors[task.name] = dramatiq.actor(  # type: ignore[call-overload]
+        perform.__name__ = perform.__qualname__ = task.name.rpartition(".")[2]
+        perform.__doc__ = task.fn.__doc__
+        actor = self.actors[task.name] = dramatiq.actor(  # type: ignore[call-overload]
             perform,
             actor_name=task.name,
             queue_name=task.queue,
             broker=self.broker,
             **actor_options(task.options),
         )
+        if self.validate is not None:
+            self.validate.validators[task.name] = lambda *a, **k: task.arguments.validate(a, k)
+        return actor
 
     def _message(
         self, task: Task, queue: str, args: Sequence[Any], kwargs: dict[str, Any], options: TaskOptions | None
@@ -73,6 +91,10 @@ class DramatiqDriver:
             queue_name=queue, actor_name=task.name, args=tuple(args), kwargs=kwargs, options=extra
         )
 
+    def _checked(self) -> contextlib.AbstractContextManager[None]:
+        """Skip the send-time check: the task's ``submit`` / ``map`` checked these calls."""
+        return self.validate.prechecked() if self.validate is not None else contextlib.nullcontext()
+
     def send(
         self,
         task: Task,
@@ -81,9 +103,11 @@ class DramatiqDriver:
         kwargs: dict[str, Any],
         options: TaskOptions | None = None,
     ) -> None:
-        self.declare(task)
-        self.broker.declare_queue(queue)
-        self.broker.enqueue(self._message(task, queue, args, kwargs, options))
+        self.actor(task)
+        if queue not in self.broker.queues:
+            self.broker.declare_queue(queue)
+        with self._checked():
+            self.broker.enqueue(self._message(task, queue, args, kwargs, options))
 
     def send_many(
         self,
@@ -92,20 +116,22 @@ class DramatiqDriver:
         calls: Sequence[tuple[Sequence[Any], dict[str, Any]]],
         options: TaskOptions | None = None,
     ) -> int:
-        self.declare(task)
-        self.broker.declare_queue(queue)
+        self.actor(task)
+        if queue not in self.broker.queues:
+            self.broker.declare_queue(queue)
         messages = (self._message(task, queue, args, kwargs, options) for args, kwargs in calls)
-        enqueue_many = getattr(self.broker, "enqueue_many", None)
-        if enqueue_many is not None:
-            enqueue_many(messages)
-        else:  # Dramatiq's own RedisBroker (the benchmarks' "stock" profile)
-            for message in messages:
-                self.broker.enqueue(message)
+        with self._checked():
+            enqueue_many = getattr(self.broker, "enqueue_many", None)
+            if enqueue_many is not None:
+                enqueue_many(messages)
+            else:  # Dramatiq's own RedisBroker (the benchmarks' "stock" profile)
+                for message in messages:
+                    self.broker.enqueue(message)
         return len(calls)
 
-    def defer_rows(self, store: RedisStore, rows: Sequence[Row]) -> bool:
-        defer = getattr(self.broker, "defer_rows", None)
-        return store.is_broker and defer is not None and defer(store.script_rows(rows))
+    def defer(self, rows: Sequence[ScriptRow]) -> bool:
+        defer_rows = getattr(self.broker, "defer_rows", None)
+        return defer_rows is not None and bool(defer_rows(rows))
 
 
 _driver = DramatiqDriver(broker)

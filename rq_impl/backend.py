@@ -9,13 +9,14 @@ from rq import Worker
 
 from rq_impl import ops, tasks
 from rq_impl.job_template import JobTemplate
-from shared.chunks import chunked, validate_chunk
+from shared import seed
+from shared.chunks import chunked
 from shared.commands import stock_cli
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, active_table
 from shared.settings import Settings
 from shared.store import ResultStore
-from shared.tasks import Point, validate_point
+from shared.tasks import Point
 
 #: Jobs per round trip in ``submit_many`` and ``submit_chunks`` (every point is checked first:
 #: a bad one refuses the whole call with nothing enqueued).
@@ -48,18 +49,19 @@ class RQBackend:
         self.chunk_jobs = JobTemplate(self.compute_queue, tasks.compute_chunk, tasks.JOB_OPTIONS)
 
     def submit(self, x: int, y: int) -> None:
-        x, y = validate_point(x, y)
-        tasks.enqueue(self.compute_jobs, x, y)
+        call = seed.compute.call(x, y)
+        tasks.enqueue(self.compute_jobs, *call.args)
 
     def submit_many(self, points: Iterable[Point]) -> int:
-        checked = [validate_point(x, y) for x, y in points]
-        self.compute_jobs.write_many(checked, BATCH)
+        """Check every point (``seed.compute``'s check), then write the jobs on this connection."""
+        checked = seed.compute.calls(points)
+        self.compute_jobs.write_many([c.args for c in checked], BATCH)
         return len(checked)
 
     def submit_chunks(self, points: Iterable[Point], size: int) -> int:
-        checked = [validate_chunk(chunk) for chunk in chunked(points, size)]
-        self.chunk_jobs.write_many([(chunk,) for chunk in checked], BATCH)
-        return sum(map(len, checked))
+        checked = seed.compute_chunk.calls([[list(p) for p in chunk]] for chunk in chunked(points, size))
+        self.chunk_jobs.write_many([c.args for c in checked], BATCH)
+        return sum(len(c.args[0]) for c in checked)
 
     def queue_depths(self) -> dict[str, int]:
         return {name: q.count for name, q in self.queues.items()}

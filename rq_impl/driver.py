@@ -1,55 +1,82 @@
 """Declared tasks (``shared.pipeline``) as RQ jobs, run by ``PipelineWorker``.
 
-A task's job names the task (``myproj.tasks.simulate``) as its function, on the task's queue,
-with the task's timeout and retries; its hash is written from a template as the seed's jobs are
-(``rq_impl.job_template``). A worker runs only declared tasks (``PIPELINE_TASKS`` names the
-modules it imports): ``PipelineJob.func`` asks ``job_function`` here. In a worker, what a job
-sends and stores is held back and written with its success records (``rq_impl.outbox``).
+A task's job names a function RQ can import: the task itself (``myproj.tasks.simulate``), or for
+the seed's tasks the job functions of ``rq_impl.tasks``. It goes on the task's queue with the
+task's timeout and retries, its hash written from a template (``rq_impl.job_template``). A worker
+of ours runs only declared tasks (``PIPELINE_TASKS`` names the modules it imports):
+``PipelineJob.func`` asks ``job_function`` here. In a worker, what a job sends and stores is held
+back and written with its success records (``rq_impl.outbox``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from rq import Retry
+from redis import Redis
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
 
 from rq_impl import outbox
 from rq_impl.job_template import JobTemplate
-from rq_impl.tasks import BACKEND_NAME, JOB_OPTIONS, queue
+from shared.connection import connect
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
-    from shared.results import RedisStore, Row
+    from shared.store import ScriptRow
+
+BACKEND_NAME = "rq"
+#: A finished job is kept 30 s (its return value is None: the task sends its result on; letting
+#: RQ expire a finished job costs fewer round trips than deleting it, ~200 vs ~140 tasks/s here).
+RESULT_TTL = 30
+
+connection = connect(Settings.from_env())
 
 
-def job_options(options: TaskOptions) -> dict[str, Any]:
-    """RQ job options for a task's options (RQ's ``Retry`` needs at least one retry)."""
-    found: dict[str, Any] = {
-        "result_ttl": JOB_OPTIONS["result_ttl"],
-        "timeout": max(1, round(options.timeout)),
-    }
+def queue(name: str, redis: Redis = connection) -> Queue:
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def job_options(options: TaskOptions) -> Mapping[str, Any]:
+    """RQ job options for a task's options (RQ's ``Retry`` needs at least one retry). Read-only:
+    job templates are built from them once."""
+    found: dict[str, Any] = {"result_ttl": RESULT_TTL, "timeout": max(1, round(options.timeout))}
     if options.retries:
         interval = [options.backoff * 2**i for i in range(options.retries)] if options.backoff else 0
         found["retry"] = Retry(max=options.retries, interval=interval)
-    return found
+    return MappingProxyType(found)
 
 
 class RQDriver:
     name = BACKEND_NAME
 
     def __init__(self) -> None:
-        self._templates: dict[tuple[str, str, float], JobTemplate] = {}
+        self._templates: dict[tuple[str, str, float, str], JobTemplate] = {}
+        #: task name -> the function its jobs name, where that is not the task itself.
+        self._functions: dict[str, Callable[..., Any]] = {}
 
     def declare(self, task: Task) -> None:
-        """Nothing to make: a worker finds a declared task by its name (``job_function``)."""
+        """Nothing to make: a worker finds a declared task by its job's function (``job_function``)."""
 
-    def template(self, task: Task, queue_name: str, options: TaskOptions | None) -> JobTemplate:
+    def bind(self, task: Task, function: Callable[..., Any]) -> None:
+        """Have ``task``'s jobs name ``function`` (importable; it runs the task, ``job_runner``)."""
+        self._functions[task.name] = function
+
+    def function_of(self, task: Task) -> Callable[..., Any] | str:
+        return self._functions.get(task.name, task.name)
+
+    def template(
+        self, task: Task, queue_name: str, options: TaskOptions | None = None, redis: Redis = connection
+    ) -> JobTemplate:
+        """The job template of ``task`` on ``queue_name`` (``options``: a chunk's longer timeout)."""
         options = options or task.options
-        key = (task.name, queue_name, options.timeout)
+        key = (task.name, queue_name, options.timeout, repr(redis))
         found = self._templates.get(key)
         if found is None:
-            found = self._templates[key] = JobTemplate(queue(queue_name), task.name, job_options(options))
+            target = queue(queue_name, redis)
+            found = self._templates[key] = JobTemplate(target, self.function_of(task), job_options(options))
         return found
 
     def send(
@@ -75,11 +102,11 @@ class RQDriver:
     ) -> int:
         return self.template(task, queue, options).write_calls([(list(a), k) for a, k in calls])
 
-    def defer_rows(self, store: RedisStore, rows: Sequence[Row]) -> bool:
+    def defer(self, rows: Sequence[ScriptRow]) -> bool:
         box = outbox.current()
-        if box is None or not store.is_broker:
+        if box is None:
             return False
-        box.rows.extend(store.script_rows(rows))
+        box.rows.extend(rows)
         return True
 
 
@@ -91,20 +118,22 @@ def driver() -> RQDriver:
 
 
 def declared_task(name: str) -> Task | None:
-    """The declared task a job names, or None (imported late: ``shared.pipeline`` loads us)."""
+    """The declared task named ``name``, or None (imported late: ``shared.pipeline`` loads us)."""
     from shared.pipeline import get_task
 
     return get_task(name)
 
 
-def job_function(name: str) -> Callable[..., None] | None:
-    """What a worker calls for a job naming ``name``: the declared task, checked and run, its result
-    sent on; None if no task of that name is declared."""
-    task = declared_task(name)
-    if task is None:
-        return None
+def job_runner(task: Task) -> Callable[..., None]:
+    """What a worker calls for a job of ``task``: the call checked and run, its result sent on."""
 
     def perform(*args: Any, **kwargs: Any) -> None:
         task.perform(_driver, args, kwargs)
 
     return perform
+
+
+def job_function(name: str) -> Callable[..., None] | None:
+    """What a worker calls for a job naming ``name`` (a declared task's name), or None."""
+    task = declared_task(name)
+    return None if task is None else job_runner(task)

@@ -33,6 +33,12 @@ from types import FrameType
 from typing import Any
 
 import redis
+
+from shared.backend import BACKEND_ENV
+
+# Before anything declares a task: the tasks this worker imports declare themselves on RQ.
+os.environ.setdefault(BACKEND_ENV, "rq")
+
 from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL
 from rq.exceptions import StopRequested
 from rq.intermediate_queue import IntermediateQueue
@@ -44,7 +50,7 @@ from rq.worker import WorkerStatus
 from rq_impl.driver import declared_task
 from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
-from shared.backend import BACKEND_ENV
+from shared.pipeline import import_tasks
 
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
@@ -79,9 +85,6 @@ class PipelineWorker(LeanLifecycle):
     hold_grace = INTERMEDIATE_GRACE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        os.environ.setdefault(BACKEND_ENV, "rq")  # the tasks it imports declare themselves on RQ
-        from shared.pipeline import import_tasks
-
         import_tasks()  # PIPELINE_TASKS: the declared tasks this worker may run
         # The CLI passes its defaults explicitly; replace only those, so its flags still win.
         if (

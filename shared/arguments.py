@@ -173,7 +173,8 @@ class Arguments:
     def _explain(self, exc: ValidationError) -> str:
         parts = []
         for error in exc.errors()[:3]:
-            where = ".".join(str(p) for p in error["loc"])
+            name, *path = error["loc"]
+            where = str(name) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
             got = error.get("input")
             shown = f", got {type(got).__name__} {got!r:.40}" if error["type"] != "missing" else ""
             parts.append(f"{where}: {error['msg']}{shown}")

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.ops import Status
 from shared.settings import Settings
-from shared.store import ResultStore
+from shared.store import ResultStore, ScriptRow
 from shared.tasks import Point
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
-    from shared.results import RedisStore, Row
 
 #: Backend name -> the module that provides ``create(settings) -> Backend``.
 BACKENDS = {
@@ -80,9 +79,9 @@ class Driver(Protocol):
     ) -> int:
         """Enqueue many checked calls in pipelined round trips; returns how many."""
 
-    def defer_rows(self, store: RedisStore, rows: Sequence[Row]) -> bool:
-        """In a worker, with a store on the broker's Redis: write ``rows`` with the running
-        message's ack (same script) and return True; else False (the caller writes them)."""
+    def defer(self, rows: Sequence[ScriptRow]) -> bool:
+        """In a worker: write ``rows`` (to the broker's Redis) with the running message's ack, in
+        the same script, and return True; else False (the caller writes them)."""
 
 
 @cache

@@ -8,8 +8,9 @@ redelivered chunk stores nothing twice). A point whose computation raises does n
 chunk: it is sent again on its own, as a per-point ``compute`` message with the framework's usual
 retries and dead-letter queue, while the rest of the chunk goes on.
 
-Both adapters route a chunk like its per-point task: ``compute_chunk`` to the compute queue,
-``handle_results`` to the result queue.
+The seed's chunk tasks (``shared.seed``: ``compute_chunk``, ``handle_results``) are routed like
+its per-point tasks, to the compute and result queues; a declared task's ``map(..., chunk_size=K)``
+does the same for any task (``shared.pipeline.run_chunk``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
-from shared.tasks import InvalidArguments, Point, compute, validate_point, validate_result
+from shared.tasks import InvalidArguments, Point, compute
 
 #: Points per message unless told otherwise: large enough that per-message costs vanish next to
 #: the points' own (on 25,000 points, RQ: 14k tasks/s at 50, 20k at 100, 39k at 250), small
@@ -27,7 +28,7 @@ DEFAULT_CHUNK_SIZE = 250
 #: A chunk larger than this is refused: its JSON would pass ~200 kB and one redelivery redo it all.
 MAX_CHUNK_SIZE = 10_000
 
-Row = tuple[int, int, int]
+Row = list[int]
 
 logger = logging.getLogger(__name__)
 
@@ -46,47 +47,8 @@ def chunked(points: Iterable[Point], size: int = DEFAULT_CHUNK_SIZE) -> Iterator
         yield chunk
 
 
-def _items(name: str, value: object) -> list[object]:
-    if not isinstance(value, (list, tuple)):
-        raise InvalidArguments(f"{name} must be a list, got {type(value).__name__} {value!r:.40}")
-    if not 1 <= len(value) <= MAX_CHUNK_SIZE:
-        raise InvalidArguments(f"{name} must hold 1 to {MAX_CHUNK_SIZE} items, got {len(value)}")
-    return list(value)
-
-
-def _pair(name: str, i: int, item: object, arity: int) -> tuple[object, ...]:
-    if not isinstance(item, (list, tuple)) or len(item) != arity:
-        raise InvalidArguments(f"{name}[{i}] must be a list of {arity} ints, got {item!r:.40}")
-    return tuple(item)
-
-
-def validate_chunk(points: object) -> list[Point]:
-    """The points of a ``compute_chunk`` message (JSON turns tuples into lists), or raise naming the
-    first bad one: a chunk is refused whole at submit, nothing of it is enqueued."""
-    checked = []
-    for i, item in enumerate(_items("points", points)):
-        x, y = _pair("points", i, item, 2)
-        try:
-            checked.append(validate_point(x, y))
-        except InvalidArguments as exc:
-            raise InvalidArguments(f"points[{i}]: {exc}") from None
-    return checked
-
-
-def validate_rows(rows: object) -> list[Row]:
-    """The (x, y, result) rows of a ``handle_results`` message, or raise naming the first bad one."""
-    checked = []
-    for i, item in enumerate(_items("rows", rows)):
-        x, y, result = _pair("rows", i, item, 3)
-        try:
-            checked.append(validate_result(x, y, result))
-        except InvalidArguments as exc:
-            raise InvalidArguments(f"rows[{i}]: {exc}") from None
-    return checked
-
-
 def compute_chunk(
-    points: Iterable[Point],
+    points: Iterable[Point] | Iterable[list[int]],
     retry_point: Callable[[int, int], object],
     fn: Callable[[int, int], int] = compute,
 ) -> list[Row]:
@@ -95,7 +57,7 @@ def compute_chunk(
     rows = []
     for x, y in points:
         try:
-            rows.append((x, y, fn(x, y)))
+            rows.append([x, y, fn(x, y)])
         except Exception as exc:
             logger.warning("compute(%d, %d) failed in a chunk, retrying it alone: %r", x, y, exc)
             retry_point(x, y)

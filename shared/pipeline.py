@@ -28,7 +28,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, overload
+from typing import Any, overload
 
 from shared.arguments import Arguments, Checked, InvalidArguments, dumps
 from shared.backend import TASKS_ENV, Driver, configured_backend, load_driver
@@ -55,6 +55,7 @@ class TaskOptions:
                   backoff needs a worker that runs RQ's scheduler (``--with-scheduler``).
     ``store``     store the return value at the other end (False: the task hands results on itself).
     ``key``       a function of the call's arguments giving its result key (default: canonical JSON).
+    ``route_as``  route by another task's name (the seed's chunk tasks go where its tasks go).
     """
 
     queue: str | None = None
@@ -65,6 +66,7 @@ class TaskOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     store: bool = True
     key: Callable[..., Any] | None = None
+    route_as: str | None = None
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
@@ -78,13 +80,33 @@ class TaskOptions:
         return not isinstance(exc, InvalidArguments) and isinstance(exc, self.retry_on)
 
 
-class Call(NamedTuple):
-    """One submitted (or checked) call: the task's name, the call's key, its checked arguments."""
+class Call:
+    """One submitted (or checked) call: the task's name, its checked arguments, and its key (the
+    result's, worked out when asked: a task that hands results on itself never needs it)."""
 
-    task: str
-    key: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    __slots__ = ("_checked", "_key_fn", "task")
+
+    def __init__(self, task: str, checked: Checked, key_fn: Callable[..., Any] | None = None) -> None:
+        self.task = task
+        self._checked = checked
+        self._key_fn = key_fn
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self._checked.args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self._checked.kwargs
+
+    @property
+    def key(self) -> str:
+        if self._key_fn is not None:
+            return str(self._key_fn(*self.args, **self.kwargs))
+        return self._checked.key
+
+    def __repr__(self) -> str:
+        return f"Call({self.task!r}, key={self.key!r})"
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -95,7 +117,9 @@ _running_on: contextvars.ContextVar[Driver | None] = contextvars.ContextVar("run
 class Task:
     """A declared computation: callable in-process, submittable to the configured backend."""
 
-    def __init__(self, fn: Callable[..., Any], name: str, options: TaskOptions, fallback_queue: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], name: str, options: TaskOptions, fallback_queue: str | None
+    ) -> None:
         self.fn = fn
         self.name = name
         self.options = options
@@ -116,17 +140,11 @@ class Task:
         """The explicit queue, else the routing table's for this name, else the task's fallback."""
         if self.options.queue:
             return self.options.queue
-        return active_table().queue_for(self.name, fallback=self._fallback_queue)
+        return active_table().queue_for(self.options.route_as or self.name, fallback=self._fallback_queue)
 
     def call(self, *args: Any, **kwargs: Any) -> Call:
         """Check a call (raise ``InvalidArguments``, a ``ValueError``, naming the parameter)."""
-        checked = self.arguments.validate(args, kwargs)
-        return Call(self.name, self._key(checked), checked.args, checked.kwargs)
-
-    def _key(self, checked: Checked) -> str:
-        if self.options.key is not None:
-            return str(self.options.key(*checked.args, **checked.kwargs))
-        return checked.key
+        return Call(self.name, self.arguments.validate(args, kwargs), self.options.key)
 
     def calls(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Call]:
         """Check many calls (each a list/tuple of arguments, or a dict of keyword arguments); the
@@ -169,17 +187,21 @@ class Task:
         return calls
 
     def driver(self, backend: str | None = None) -> Driver:
-        """The driver of ``backend`` (default: ``PIPELINE_BACKEND``), every declared task on it."""
-        return _ready(backend or configured_backend())
+        """The driver of ``backend``; by default the one running the current task on a worker (a task
+        sends on the backend it runs on), else ``PIPELINE_BACKEND``'s. Every declared task is on it."""
+        if backend is None:
+            running = _running_on.get()
+            backend = running.name if running is not None else configured_backend()
+        return _ready(backend)
 
     def perform(self, driver: Driver, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Run one delivered call on a worker: check it, run it, send its result to be stored."""
-        checked = self.arguments.validate(args, kwargs)
+        call = Call(self.name, self.arguments.validate(args, kwargs), self.options.key)
         token = _running_on.set(driver)
         try:
-            value = self.fn(*checked.args, **checked.kwargs)
+            value = self.fn(*call.args, **call.kwargs)
             if self.options.store:
-                send_result(driver, self, [(self._key(checked), value)])
+                send_result(driver, self, [(call.key, value)])
         finally:
             _running_on.reset(token)
 
@@ -219,7 +241,7 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **
 
 
 def _declare(fn: Callable[..., Any], name: str, options: TaskOptions, fallback: str | None = None) -> Task:
-    new = Task(fn, name, options, fallback or active_table().default_queue)
+    new = Task(fn, name, options, fallback)
     old = _REGISTRY.get(name)
     if old is not None and getattr(old.fn, "__code__", None) is not getattr(fn, "__code__", None):
         raise ValueError(f"two tasks are named {name!r}; give one of them name=...")
@@ -246,6 +268,11 @@ def _ready(backend: str) -> Driver:
 def builtin(name: str, fallback: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
     """The pipeline's own tasks: a route in the user's table wins, else the seed's queue."""
     return lambda fn: _declare(fn, name, TaskOptions(store=False, **options), fallback)
+
+
+def running_driver() -> Driver | None:
+    """The driver of the backend whose worker is running the current task, or None (not on a worker)."""
+    return _running_on.get()
 
 
 def get_task(name: str) -> Task | None:
@@ -293,9 +320,9 @@ def store_results(task: str, rows: list[tuple[str, Any]]) -> None:
     store = results().store
     full = [(task, key, value) for key, value in rows]
     driver = _running_on.get()
-    if isinstance(store, RedisStore) and driver is not None and driver.defer_rows(store, full):
-        return
-    store.put_many(full)
+    on_broker = isinstance(store, RedisStore) and store.is_broker
+    if not (on_broker and driver is not None and driver.defer(store.script_rows(full))):  # type: ignore[attr-defined]
+        store.put_many(full)
 
 
 @builtin("pipeline.run_chunk", fallback="compute", retries=3)

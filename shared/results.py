@@ -189,18 +189,19 @@ class Results:
     def verify(self, calls: Iterable[Any], check: Check | None = None) -> Verification:
         """Check that every call (``Task.call`` / ``submit`` / ``map`` give them) is stored once,
         nothing else is stored for those tasks, and, with ``check``, that each value is right."""
-        by_task: dict[str, list[Any]] = {}
+        by_task: dict[
+            str, dict[str, Any]
+        ] = {}  # one result per distinct key: a call sent twice is stored once
         for call in calls:
-            by_task.setdefault(call.task, []).append(call)
+            by_task.setdefault(call.task, {})[call.key] = call
         several = len(by_task) > 1
         report = Verification(expected=sum(map(len, by_task.values())), stored=0)
         for name, task_calls in by_task.items():
             values = self.store.values(name)
             label = (lambda key, name=name: f"{name} {key}") if several else (lambda key: key)
             report.stored += len(values)
-            keys = set()
-            for call in task_calls:
-                keys.add(call.key)
+            keys = set(task_calls)
+            for call in task_calls.values():
                 if call.key not in values:
                     report.missing.append(label(call.key))
                 elif check is not None and not check(values[call.key], *call.args, **call.kwargs):

@@ -1,6 +1,8 @@
-"""The task logic of the seed, written once: what ``compute`` and ``handle_result`` do.
+"""The seed's computation and grid, written once.
 
-Both backends call these functions; they only decide how the arguments travel.
+The seed's tasks are declared in ``shared.seed`` (checked by pydantic there); the hand-written
+checks here (``validate_point``, ``validate_result``) serve the benchmark's baselines, which run
+the same computation outside the task interface (Celery, the raw-Redis probe).
 """
 
 from __future__ import annotations

@@ -39,11 +39,17 @@ def test_dramatiq_dead_letters_poison_and_keeps_serving(
     poison = {
         push(b"\x00\xff garbage bytes"): "DecodeError",
         push(json.dumps({"not": "a message"}).encode()): "DecodeError",
-        push(message("compute", [1])): "TypeError",
-        push(message("compute", ["a", 2])): "InvalidArguments: x must be an int",
-        push(message("no_such_actor", [1, 2])): "ActorNotFound",
-        push(message("compute_chunk", [[[0, 1], [1, "b"]]])): "InvalidArguments: points[1]: y must be an int",
-        push(message("compute_chunk", ["not points"])): "InvalidArguments: points must be a list",
+        push(message("tasks.compute", [1])): "InvalidArguments: compute(): missing a required argument: 'y'",
+        push(
+            message("tasks.compute", ["a", 2])
+        ): "InvalidArguments: compute(): x: Input should be a valid integer",
+        push(message("compute", [1, 2])): "ActorNotFound",
+        push(message("tasks.compute_chunk", [[[0, 1], [1, "b"]]])): (
+            "InvalidArguments: compute_chunk(): points[1][1]: Input should be a valid integer"
+        ),
+        push(message("tasks.compute_chunk", ["not points"])): (
+            "InvalidArguments: compute_chunk(): points: Input should be a valid array"
+        ),
     }
     backend = load_backend("dramatiq", settings)
     with workers(backend, tmp_path, ["compute", "result"]):
@@ -67,11 +73,11 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
     client.rpush("rq:queue:compute", "garbage")
     poison = {
         "garbage": "DeserializationError",
-        "arity": "TypeError",
-        "types": "InvalidArguments: x must be an int",
+        "arity": "InvalidArguments: compute(): missing a required argument: 'y'",
+        "types": "InvalidArguments: compute(): x: Input should be a valid integer",
         "unknown": "'rq_impl.tasks.nope' is not a pipeline task",
         "shell": "'os.system' is not a pipeline task",
-        "chunk": "InvalidArguments: points[1]: y must be an int",
+        "chunk": "InvalidArguments: compute_chunk(): points[1][1]: Input should be a valid integer",
     }
     queue.enqueue_call("rq_impl.tasks.compute", args=(1,), job_id="arity")
     queue.enqueue_call("rq_impl.tasks.compute", args=("a", 2), job_id="types")
