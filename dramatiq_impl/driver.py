@@ -93,7 +93,7 @@ class DramatiqDriver:
 
     def _checked(self) -> contextlib.AbstractContextManager[None]:
         """Skip the send-time check: the task's ``submit`` / ``map`` checked these calls."""
-        return self.validate.prechecked() if self.validate is not None else contextlib.nullcontext()
+        return self.validate if self.validate is not None else contextlib.nullcontext()
 
     def send(
         self,

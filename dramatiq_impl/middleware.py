@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -33,13 +32,12 @@ class ValidateArguments(Middleware):
         self.validators: dict[str, Callable[..., Any]] = {}
         self._prechecked = threading.local()
 
-    @contextmanager
-    def prechecked(self) -> Iterator[None]:
+    def __enter__(self) -> None:
+        """``with validate:`` the calls this thread enqueues meanwhile were checked already."""
         self._prechecked.on = True
-        try:
-            yield
-        finally:
-            self._prechecked.on = False
+
+    def __exit__(self, *exc: object) -> None:
+        self._prechecked.on = False
 
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
         validator = self.validators.get(message.actor_name)

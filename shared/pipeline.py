@@ -34,7 +34,7 @@ from shared.arguments import Arguments, Checked, InvalidArguments, dumps
 from shared.backend import TASKS_ENV, Driver, configured_backend, load_driver
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.results import RedisStore, Results, open_results
-from shared.routing import active_table
+from shared.routing import RoutingTable, active_table
 
 #: Seconds a ``store_results`` may take: above a SQL store's own reconnect budget for a short outage,
 #: and short, because an RQ worker's dead job is found ``timeout`` + 5 s after it started.
@@ -125,6 +125,7 @@ class Task:
         self.options = options
         self.arguments = Arguments(fn)
         self._fallback_queue = fallback_queue
+        self._routed: tuple[RoutingTable, str] | None = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -140,7 +141,11 @@ class Task:
         """The explicit queue, else the routing table's for this name, else the task's fallback."""
         if self.options.queue:
             return self.options.queue
-        return active_table().queue_for(self.options.route_as or self.name, fallback=self._fallback_queue)
+        table = active_table()
+        if self._routed is None or self._routed[0] is not table:
+            queue = table.queue_for(self.options.route_as or self.name, fallback=self._fallback_queue)
+            self._routed = (table, queue)
+        return self._routed[1]
 
     def call(self, *args: Any, **kwargs: Any) -> Call:
         """Check a call (raise ``InvalidArguments``, a ``ValueError``, naming the parameter)."""

@@ -200,6 +200,15 @@ def load_celeryconfig(module_or_path: str | ModuleType) -> RoutingTable:
 
 
 def active_table() -> RoutingTable:
-    """The table in force: ``PIPELINE_CELERYCONFIG`` (a module or a .py path) if set, else the seed's."""
+    """The table in force: ``PIPELINE_CELERYCONFIG`` (a module or a .py path) if set, else the seed's.
+    A config is read once per process (every send asks for its task's queue)."""
     config = os.environ.get("PIPELINE_CELERYCONFIG")
-    return load_celeryconfig(config) if config else SEED_TABLE
+    if not config:
+        return SEED_TABLE
+    table = _loaded.get(config)
+    if table is None:
+        table = _loaded[config] = load_celeryconfig(config)
+    return table
+
+
+_loaded: dict[str, RoutingTable] = {}
