@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import dramatiq
@@ -30,6 +30,10 @@ from dramatiq_impl.presence import WorkerPresence
 from shared.connection import connect
 from shared.settings import Settings
 from shared.store import ResultStore, ScriptRow
+
+if TYPE_CHECKING:
+    from shared.results import Row as StoreRow
+    from shared.results import Store
 
 #: A worker silent this long is dead and its unacked messages go back to their queue.
 HEARTBEAT_TIMEOUT_MS = 10_000
@@ -103,6 +107,15 @@ class PipelineBroker(RedisBroker):
         Same writes as ``ResultStore.put`` (HSETNX + HINCRBY), applied atomically with the ack.
         """
         return self.defer_rows([store.script_row(x, y, result)])
+
+    def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
+        """From an actor: have ``rows`` written to ``store`` before its message's ack (with the rows
+        of every message acked meanwhile), True; else False."""
+        box: Outbox | None = getattr(self._capture, "box", None)
+        if box is None:
+            return False
+        box.stored.append((store, rows))
+        return True
 
     def defer_rows(self, rows: Iterable[ScriptRow]) -> bool:
         """From an actor: write ``PUT_ROW_LUA`` rows with its message's ack, True; else False."""

@@ -23,11 +23,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from shared.direct import call_script
 from shared.store import PUT_ROW_LUA, ScriptRow
+
+if TYPE_CHECKING:
+    from shared.results import Row as StoreRow
+    from shared.results import Store
 
 #: KEYS: namespace. ARGV: broker id, last wake index to keep, number of enqueues, number of
 #: results, then (queue, redis id, data) per enqueue, (results key, deliveries key, field, value)
@@ -99,17 +103,45 @@ Row = ScriptRow
 Ack = tuple[str, str]
 
 
-class Outbox:
-    """What an actor's message produced while it ran, written with the message's ack."""
+def _store_elsewhere(boxes: list[Outbox]) -> None:
+    """Write the boxes' rows for stores other than the broker's Redis: one ``put_many`` per store
+    for the whole batch (a SQL store: one statement), retried until it goes through; a box's rows
+    are dropped once written, so a retried ack never writes them twice."""
+    by_store: dict[int, tuple[Store, list[StoreRow]]] = {}
+    for box in boxes:
+        for store, rows in box.stored:
+            by_store.setdefault(id(store), (store, []))[1].extend(rows)
+    for store, rows in by_store.values():
+        while True:
+            try:
+                store.put_many(rows)
+                break
+            except Exception:  # the store has retried for its own budget already
+                logger.exception(
+                    "Storing %d result(s) in %s failed; retrying in %s s.",
+                    len(rows),
+                    store.url,
+                    RETRY_SECONDS,
+                )
+                time.sleep(RETRY_SECONDS)
+    for box in boxes:
+        box.stored.clear()
 
-    __slots__ = ("enqueues", "rows")
+
+class Outbox:
+    """What an actor's message produced while it ran, written with the message's ack: messages it
+    sent and results for the broker's Redis (same script), results for another store (``stored``:
+    committed there first, the rows of every message of the batch in one write)."""
+
+    __slots__ = ("enqueues", "rows", "stored")
 
     def __init__(self) -> None:
         self.enqueues: list[Enqueue] = []
         self.rows: list[Row] = []
+        self.stored: list[tuple[Store, Sequence[StoreRow]]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.enqueues or self.rows)
+        return bool(self.enqueues or self.rows or self.stored)
 
 
 class _Ticket:
@@ -186,9 +218,11 @@ class GroupCommit:
                     t.written.set()
 
     def _write(self, batch: list[_Ticket]) -> None:
-        """One script call for the whole batch, retried until Redis takes it."""
+        """Results for other stores first (committed before any of these acks), then one script
+        call for the whole batch, each retried until it goes through."""
         args: list[Any] = [self.broker_id, self.wake_keep, 0, 0]
         boxes = [t.outbox for t in batch if t.outbox]
+        _store_elsewhere(boxes)
         for box in boxes:
             for enqueue in box.enqueues:
                 args.extend(enqueue)

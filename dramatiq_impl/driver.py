@@ -22,6 +22,8 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
+    from shared.results import Row as StoreRow
+    from shared.results import Store
     from shared.store import ScriptRow
 
 BACKEND_NAME = "dramatiq"
@@ -128,6 +130,10 @@ class DramatiqDriver:
                 for message in messages:
                     self.broker.enqueue(message)
         return len(calls)
+
+    def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
+        defer_store = getattr(self.broker, "defer_store", None)
+        return defer_store is not None and bool(defer_store(store, rows))
 
     def defer(self, rows: Sequence[ScriptRow]) -> bool:
         defer_rows = getattr(self.broker, "defer_rows", None)

@@ -25,6 +25,8 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
+    from shared.results import Row as StoreRow
+    from shared.results import Store
     from shared.store import ScriptRow
 
 BACKEND_NAME = "rq"
@@ -101,6 +103,10 @@ class RQDriver:
         options: TaskOptions | None = None,
     ) -> int:
         return self.template(task, queue, options).write_calls([(list(a), k) for a, k in calls])
+
+    def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
+        """RQ runs one job at a time: its rows are committed by the job itself (False)."""
+        return False
 
     def defer(self, rows: Sequence[ScriptRow]) -> bool:
         box = outbox.current()

@@ -19,6 +19,7 @@ from shared.tasks import Point
 
 if TYPE_CHECKING:
     from shared.pipeline import Task, TaskOptions
+    from shared.results import Row, Store
 
 #: Backend name -> the module that provides ``create(settings) -> Backend``.
 BACKENDS = {
@@ -78,6 +79,10 @@ class Driver(Protocol):
         options: TaskOptions | None = None,
     ) -> int:
         """Enqueue many checked calls in pipelined round trips; returns how many."""
+
+    def defer_store(self, store: Store, rows: Sequence[Row]) -> bool:
+        """In a worker: have ``rows`` committed to ``store`` before the running message is acked,
+        batched with other messages' rows where the backend can, and return True; else False."""
 
     def defer(self, rows: Sequence[ScriptRow]) -> bool:
         """In a worker: write ``rows`` (to the broker's Redis) with the running message's ack, in

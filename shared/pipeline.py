@@ -321,13 +321,18 @@ def results(url: str | None = None) -> Results:
 @builtin("pipeline.store_results", fallback="result", retries=3, timeout=STORE_TIMEOUT)
 def store_results(task: str, rows: list[tuple[str, Any]]) -> None:
     """Store a task's (key, value) rows once each: with the ack's script on a Redis store that is
-    the broker's own Redis, else committed to the store before the message is acked."""
+    the broker's own Redis, else committed to the store before the message is acked (on Dramatiq
+    with the rows of every message its group commit acks together)."""
     store = results().store
     full = [(task, key, value) for key, value in rows]
     driver = _running_on.get()
-    on_broker = isinstance(store, RedisStore) and store.is_broker
-    if not (on_broker and driver is not None and driver.defer(store.script_rows(full))):  # type: ignore[attr-defined]
-        store.put_many(full)
+    if driver is not None:
+        if isinstance(store, RedisStore) and store.is_broker:
+            if driver.defer(store.script_rows(full)):
+                return
+        elif driver.defer_store(store, full):
+            return
+    store.put_many(full)
 
 
 @builtin("pipeline.run_chunk", fallback="compute", retries=3)

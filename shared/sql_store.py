@@ -9,6 +9,7 @@ safe (at worst a delivery is counted twice, never a value overwritten).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -37,7 +38,16 @@ from shared.connection import RECONNECT_SECONDS
 from shared.results import Row, StoreError
 from shared.settings import redact_url
 
+logger = logging.getLogger(__name__)
+
 TABLE = "pipeline_results"
+#: PostgreSQL's write: ``upsert`` (below) as one statement over four arrays.
+PG_UPSERT = (
+    f"INSERT INTO {TABLE} (task, key, value, deliveries) "
+    "SELECT * FROM unnest(%(task)s::text[], %(key)s::text[], %(value)s::text[], %(deliveries)s::int[]) "
+    f"ON CONFLICT (task, key) DO UPDATE SET deliveries = {TABLE}.deliveries + excluded.deliveries "
+    "RETURNING task, key, deliveries"
+)
 #: SQLite waits this long for another process's write lock instead of failing "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -82,17 +92,32 @@ class SqlStore:
         except ValueError:  # a port that is not a number: the URL fails below, redacted by hand
             self.url = _scrub(url, url)
         self._ready = False
+        self._url = url  # only to scrub its password from driver messages
         try:
             parsed = make_url(engine_url(url))
             backend = parsed.get_backend_name()
             if backend not in ("sqlite", "postgresql"):
                 raise StoreError(f"unsupported database {backend!r}; use sqlite:/// or postgresql://")
-            options: dict[str, Any] = {"pool_pre_ping": True} if backend == "postgresql" else {}
-            self.engine: Engine = create_engine(parsed, **options)
+            # No pre-ping (a round trip per checkout): a connection a restart broke fails its
+            # statement, is invalidated, and the retry below opens a new one.
+            self.engine: Engine = create_engine(parsed)
+            #: PostgreSQL writes: connections opened in autocommit (switching a pooled connection
+            #: to it and back costs ~0.3 ms of CPU a checkout).
+            self.writer: Engine = (
+                create_engine(parsed, isolation_level="AUTOCOMMIT")
+                if backend == "postgresql"
+                else self.engine
+            )
         except (exc.ArgumentError, ImportError, ValueError) as error:  # StoreError is a ValueError
             reason = (str(error).splitlines() or [type(error).__name__])[0].replace(url, self.url)
             raise StoreError(f"cannot open results store {self.url}: {_scrub(reason, url)}") from None
-        self.insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        self.postgres = backend == "postgresql"
+        insert = (postgresql.insert if self.postgres else sqlite.insert)(results_table)
+        #: Built once: constructing the statement costs more than running it (~1 ms of CPU a call).
+        self.upsert = insert.on_conflict_do_update(
+            index_elements=[results_table.c.task, results_table.c.key],
+            set_={"deliveries": results_table.c.deliveries + insert.excluded.deliveries},
+        ).returning(results_table.c.task, results_table.c.key, results_table.c.deliveries)
         if backend == "sqlite":
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
 
@@ -119,6 +144,14 @@ class SqlStore:
                 transient = isinstance(error, exc.OperationalError) or error.connection_invalidated
                 if not transient or time.monotonic() + delay > deadline:
                     raise
+                if delay == _BACKOFF_START:
+                    reason = _scrub(str(error.orig or error).splitlines()[0], self._url)
+                    logger.warning(
+                        "Results store %s unreachable (%s); retrying for up to %d s",
+                        self.url,
+                        reason,
+                        RECONNECT_SECONDS,
+                    )
             time.sleep(delay)
             delay = min(delay * 2, _BACKOFF_CAP)
 
@@ -133,20 +166,42 @@ class SqlStore:
                 batch[(task, key)] = {"task": task, "key": key, "value": dumps(value), "deliveries": 1}
         if not batch:
             return 0
-        table = results_table
-        insert = self.insert(table)
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.task, table.c.key],
-            set_={"deliveries": table.c.deliveries + insert.excluded.deliveries},
-        ).returning(table.c.task, table.c.key, table.c.deliveries)
+        params = list(batch.values())
 
         def write() -> int:
-            with self.engine.begin() as connection:
-                stored = connection.execute(statement, list(batch.values())).all()
+            stored: list[Any]
+            if self.postgres:
+                # The whole batch as one statement over arrays: atomic on its own, so sent in
+                # autocommit it is one round trip (not BEGIN, INSERT, COMMIT) whatever its size:
+                # ~0.3 ms of client CPU for one row where the executemany form took ~1.2 ms.
+                columns = {name: [p[name] for p in params] for name in ("task", "key", "value", "deliveries")}
+                try:
+                    stored = self._write_postgres(columns)
+                except self.writer.dialect.loaded_dbapi.Error as error:  # as SQLAlchemy would wrap it
+                    raise exc.DBAPIError.instance(PG_UPSERT, columns, error, Exception) from None
+            else:
+                with self.engine.begin() as connection:
+                    stored = list(connection.execute(self.upsert, params).all())
             # A new row has exactly this batch's deliveries; an old one has more.
             return sum(1 for task, key, total in stored if total == batch[(task, key)]["deliveries"])
 
         return self._retrying(write)
+
+    def _write_postgres(self, columns: dict[str, list[Any]]) -> list[Any]:
+        """``PG_UPSERT`` on a pooled connection, without SQLAlchemy's per-statement bookkeeping
+        (~0.2 ms of CPU, as much as the driver's own)."""
+        connection: Any = self.writer.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(PG_UPSERT, columns)
+            stored: list[Any] = cursor.fetchall()
+            cursor.close()
+            return stored
+        except BaseException:
+            connection.invalidate()  # never back to the pool: a restart may have broken it
+            raise
+        finally:
+            connection.close()
 
     def _select(self, task: str, column: str) -> dict[str, Any]:
         table = results_table
@@ -185,6 +240,7 @@ class SqlStore:
     def close(self) -> None:
         """Close every pooled connection (a test, or a worker on its way out)."""
         self.engine.dispose()
+        self.writer.dispose()
 
 
 def _scrub(text: str, url: str) -> str:

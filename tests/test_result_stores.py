@@ -6,6 +6,7 @@ PostgreSQL (skipped with the reason when this machine cannot run one).
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from shared.results import RedisStore, Store, StoreError
 from shared.sql_store import TABLE, SqlStore
@@ -145,7 +146,14 @@ def test_postgres_restart_in_the_middle_of_a_put(postgres_server: PostgresServer
     store.clear("restart")
     assert store.put_many([("restart", "a", 1)]) == 1  # the pool now holds a live connection
     failed = threading.Event()
-    event.listen(store.engine, "handle_error", lambda _context: failed.set())
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "unreachable" in record.getMessage():
+                failed.set()
+
+    seen = Seen()
+    logging.getLogger("shared.sql_store").addHandler(seen)
     outcome: dict[str, Any] = {}
 
     def put() -> None:
@@ -169,6 +177,7 @@ def test_postgres_restart_in_the_middle_of_a_put(postgres_server: PostgresServer
         assert store.values("restart") == {"a": 1, "b": 2}
         assert store.deliveries("restart") == {"a": 2, "b": 1}
     finally:
+        logging.getLogger("shared.sql_store").removeHandler(seen)
         store.clear("restart")
         store.close()
 
