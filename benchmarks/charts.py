@@ -38,7 +38,7 @@ def throughput_bars(doc: dict[str, Any], path: Path) -> bool:
         [m - r["throughput_min"] for m, r in zip(medians, rows, strict=True)],
         [r["throughput_max"] - m for m, r in zip(medians, rows, strict=True)],
     ]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(max(9.0, 0.75 * len(rows)), 4.5))
     ax.bar([_label(r) for r in rows], medians, yerr=whiskers, capsize=4, color="#4c72b0")
     ax.set_yscale("log")
     ax.set_ylabel("tasks/s (median, min-max)")

@@ -13,9 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmarks import machine
 from benchmarks.measure import BeforeVerify, RunRecord, run_case
+from benchmarks.result_stores import STORES
 from benchmarks.schema import SCHEMA_VERSION
 from benchmarks.stacks import BASELINE, LIMIT, Stack
-from benchmarks.summary import run_rows, summarize
+from benchmarks.summary import not_measured_row, run_rows, summarize
 from benchmarks.workloads import SLICE, SLOW_RATE, WARMUP, Case, Profile
 from shared.backend import Backend
 from shared.settings import Settings
@@ -39,6 +40,12 @@ class StackState:
         }
 
 
+def runs_on(case: Case, stack: Stack) -> bool:
+    """Whether ``case`` runs on ``stack``: the case names it (``Case.runs_on``), and an open-loop
+    (latency) case only where latency can be timed (``Stack.latency_unmeasurable``)."""
+    return case.runs_on(stack.label) and (case.closed or not stack.latency_unmeasurable)
+
+
 def _prepare(stacks: list[Stack], settings: Settings) -> list[StackState]:
     states = []
     for stack in stacks:
@@ -60,13 +67,16 @@ class Harness:
         out_dir: Path,
         console: Console | None = None,
         before_verify: BeforeVerify | None = None,
+        postgres_url: str | None = None,
     ) -> None:
+        """``postgres_url``: the task stacks' PostgreSQL (default: a private one for the run)."""
         self.profile = profile
         self.stacks = stacks
         self.settings = settings
         self.out_dir = out_dir
         self.console = console or Console(stderr=True)
         self.before_verify = before_verify
+        self.postgres_url = postgres_url
         self.runs: list[RunRecord] = []
 
     def _repeats(self, case: Case) -> int:
@@ -77,7 +87,7 @@ class Harness:
         stack it runs on (``Case.only``)."""
         warmups = len(states) * int(self.profile.warmup)
         cases = self.profile.cases
-        return warmups + sum(self._repeats(c) * sum(c.runs_on(s.stack.label) for s in states) for c in cases)
+        return warmups + sum(self._repeats(c) * sum(runs_on(c, s.stack) for s in states) for c in cases)
 
     def _one(self, bar: Progress, state: StackState, case: Case, repeat: int, overall: Any) -> RunRecord:
         assert state.backend is not None
@@ -117,10 +127,16 @@ class Harness:
             state.warmup_throughput = record.throughput
             if record.status != "ok":
                 state.status, state.backend = f"skipped: warm-up run failed: {record.problems}", None
-            elif record.throughput < SLOW_RATE:
+            elif record.throughput < SLOW_RATE and state.stack.sliceable:
                 state.sliced = True
 
     def run(self) -> dict[str, Any]:
+        """Every case on every stack it runs on; the task stacks' stores (a SQLite file, a private
+        PostgreSQL) live for this run only."""
+        with STORES.session(self.postgres_url):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         states = _prepare(self.stacks, self.settings)
         active = [s for s in states if s.backend is not None]
         cases = list(self.profile.cases)
@@ -133,7 +149,7 @@ class Harness:
                 self._warm_up(bar, active, overall)
             for case in cases:
                 for repeat in range(1, self._repeats(case) + 1):
-                    for state in [s for s in active if s.backend and case.runs_on(s.stack.label)]:
+                    for state in [s for s in active if s.backend and runs_on(case, s.stack)]:
                         run_case_for = case.sliced() if state.sliced else case
                         self.runs.append(self._one(bar, state, run_case_for, repeat, overall))
         return self.document(states, cases, time.monotonic() - started)
@@ -143,7 +159,16 @@ class Harness:
         sliced = {s.stack.key for s in states if s.sliced}
         ideal = {c.workload: c.ideal_throughput() for c in cases}
         workloads = list(dict.fromkeys((c.workload, c.compute_workers) for c in cases))
-        only = {(c.workload, c.compute_workers): c.only for c in cases if c.only is not None}
+        # Per workload, the stacks some case of it runs on (a skipped stack gets a row only there).
+        only: dict[tuple[str, int], list[str]] = {key: [] for key in workloads}
+        for c in cases:
+            only[(c.workload, c.compute_workers)] += [s.stack.label for s in states if runs_on(c, s.stack)]
+        summary = summarize(self.runs, skipped, workloads, ideal, sliced, only)
+        for c in cases:
+            for s in states:
+                if s.backend is not None and c.runs_on(s.stack.label) and not runs_on(c, s.stack):
+                    reason = s.stack.latency_unmeasurable
+                    summary.append(not_measured_row(*s.stack.key, c.workload, c.compute_workers, reason))
         return {
             "schema": SCHEMA_VERSION,
             "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -167,6 +192,7 @@ class Harness:
                         "rate_per_s": c.rate,
                         "repeats": self._repeats(c),
                         "only": list(c.only) if c.only is not None else None,
+                        "skip": list(c.skip),
                         "rss_every_s": c.rss_every,
                         "stall_timeout_s": c.stall_timeout,
                         "note": c.note,
@@ -177,5 +203,5 @@ class Harness:
             "settings": {"redis_url": self.settings.redacted_url},
             "stacks": [s.as_json() for s in states],
             "runs": run_rows(self.runs),
-            "summary": summarize(self.runs, skipped, workloads, ideal, sliced, only),
+            "summary": summary,
         }

@@ -20,6 +20,7 @@ import redis
 
 from benchmarks import idle, memory, stats
 from benchmarks.stored_at import StoredAt
+from benchmarks.task_stacks import stack_environment
 from benchmarks.workloads import Case
 from shared.backend import Backend
 from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
@@ -191,13 +192,15 @@ def _open_loop(backend: Backend, case: Case) -> dict[bytes, float]:
     """Submit one task every 1/rate s; latency is stored-at minus the *scheduled* submit time,
     so a slow submit counts against the stack (no coordinated omission)."""
     assert case.rate is not None
+    # The results hash's field of a point: "x,y", or the store's own naming (a declared task's call key).
+    field: Callable[[int, int], str] = getattr(backend.store, "field", None) or (lambda x, y: f"{x},{y}")
     due: dict[bytes, float] = {}
     start = time.perf_counter()
     for i, (x, y) in enumerate(case.grid.points()):
         when = start + i / case.rate
         if (delay := when - time.perf_counter()) > 0:
             time.sleep(delay)
-        due[f"{x},{y}".encode()] = when
+        due[field(x, y).encode()] = when
         backend.submit(x, y)
     return due
 
@@ -212,7 +215,21 @@ def run_case(
     before_verify: BeforeVerify | None = None,
 ) -> RunRecord:
     """Measure ``case`` on ``backend`` once and fill ``record``; never raises for a failed run.
-    ``stall_timeout`` overrides the case's."""
+    ``stall_timeout`` overrides the case's. A backend's ``worker_env()`` (the task stacks) is in
+    this process's environment for the run, and so in the workers'."""
+    with stack_environment(backend):
+        return _run_case(backend, record, case, log_dir, stall_timeout, progress, before_verify)
+
+
+def _run_case(
+    backend: Backend,
+    record: RunRecord,
+    case: Case,
+    log_dir: Path,
+    stall_timeout: float | None,
+    progress: ProgressCallback | None,
+    before_verify: BeforeVerify | None,
+) -> RunRecord:
     log_dir.mkdir(parents=True, exist_ok=True)
     backend.purge()
     backend.store.clear()
@@ -278,7 +295,9 @@ def _measure(
         else:
             backend.submit_many(case.grid.points())
             record.submit_rate = case.grid.size / max(time.perf_counter() - started, 1e-9)
-        wait_for_results(backend, case.grid.size, group, stall_timeout, progress, interval=0.002)
+        # How often to count results: a store that counts slowly (SQL) asks to be counted less often.
+        floor, ceiling = getattr(backend.store, "poll_interval", (0.002, 0.02))
+        wait_for_results(backend, case.grid.size, group, stall_timeout, progress, floor, ceiling)
         record.seconds = time.perf_counter() - started
     if stored:
         stored.stop()

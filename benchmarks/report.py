@@ -247,7 +247,10 @@ def _method(doc: dict[str, Any]) -> list[str]:
         "of each grid instead (marked `slice`). Latency is submit (scheduled time) → result stored, "
         "seen when Redis announces the write (keyspace events; a 1 ms poll where CONFIG is refused).",
     ]
+    skipping: dict[tuple[str, ...], list[Row]] = {}
     for case in m["cases"]:
+        if case.get("skip"):
+            skipping.setdefault(tuple(case["skip"]), []).append(case)
         if case.get("only"):
             runs = case.get("repeats", m["repeats"])
             lines.append("")
@@ -255,6 +258,11 @@ def _method(doc: dict[str, Any]) -> list[str]:
                 f"`{case['workload']}` ({case['tasks']:,} tasks, {runs} run(s)) runs only on "
                 f"{', '.join(f'`{label}`' for label in case['only'])}. {case.get('note', '')}".rstrip()
             )
+    for labels, cases in skipping.items():
+        names = ", ".join(f"`{c['workload']}` ({c['compute_workers']} workers)" for c in cases)
+        notes = " ".join(dict.fromkeys(c["note"] for c in cases if c.get("note")))
+        skipped = ", ".join(f"`{label}`" for label in labels)
+        lines += ["", f"{names}: not run on {skipped}. {notes}".rstrip()]
     return lines
 
 
@@ -328,7 +336,7 @@ def readme_table(doc: dict[str, Any]) -> str:
                 _throughput(grid),
                 _times(grid["ratio_vs_celery_median"]),
                 _pct(grid["fraction_of_limit"]),
-                f"{_lat(lat, 'p50')} / {_lat(lat, 'p99')}" if lat else "-",
+                f"{_lat(lat, 'p50')} / {_lat(lat, 'p99')}" if lat and lat["latency_ms"] else "-",
                 _status(grid),
             ]
         )

@@ -2,6 +2,8 @@
 
 "ours" is the project's per-message path (one message per grid point, as the seed); "chunked" is
 the same adapter in chunked mode (``shared.chunks``, ``DEFAULT_CHUNK_SIZE`` points per message).
+"task-*" profiles run the grid through a
+declared task (``@task``, ``benchmarks.task_stacks``) with results in Redis, SQLite or PostgreSQL.
 "Stock" profiles run the same tasks the way a user first tries them: Dramatiq's own RedisBroker
 and CLI defaults (one process per core, 8 threads each), and RQ's default forking ``rq worker``
 (``--serializer json`` is the one flag added: the jobs are JSON, RQ's default is pickle).
@@ -10,8 +12,9 @@ and CLI defaults (one process per core, 8 threads each), and RQ's default forkin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from benchmarks.result_stores import STORES, StoreKind
 from dramatiq_impl.broker import BROKER_ENV
 from shared.backend import Backend, ChunkingBackend, load_backend, load_chunking_backend
 from shared.chunks import DEFAULT_CHUNK_SIZE
@@ -125,6 +128,22 @@ def _redis_limit(settings: Settings) -> Backend:
     return create(settings)
 
 
+def _task(path: str, store: StoreKind, chunk_size: int | None = None) -> Callable[[Settings], Backend]:
+    def make(settings: Settings) -> Backend:
+        from benchmarks.task_stacks import create  # the grid task is declared only if the stack runs
+
+        return create(path, store, settings, chunk_size)
+
+    return make
+
+
+def _store_problem(store: StoreKind) -> Callable[[Settings], str | None]:
+    def problem(settings: Settings) -> str | None:
+        return redis_problem(settings) or STORES.problem(store)
+
+    return problem
+
+
 def redis_problem(settings: Settings) -> str | None:
     try:
         ping(settings)
@@ -155,6 +174,10 @@ class Stack:
     #: CPU ms per point in the chaos runs: a chunked grid is done in well under a second, so each
     #: point burns this much for a fault to land while chunks are being computed, not after.
     chaos_cpu_cost_ms: float = 0.0
+    #: Why the latency case cannot time this stack ("": it can); its latency row says so instead.
+    latency_unmeasurable: str = ""
+    #: Whether a slow warm-up makes it run ``SLICE`` instead of each grid (``Harness._warm_up``).
+    sliceable: bool = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -165,15 +188,40 @@ class Stack:
         return f"{self.stack} {self.profile}"
 
 
+#: Results in SQL: no keyspace event announces a write (``benchmarks.stored_at``).
+NO_SQL_LATENCY = "results in SQL, not Redis (latency is timed by Redis keyspace events)"
+
+
+def _task_stacks(path: str) -> tuple[Stack, ...]:
+    """The grid through a declared task on ``path``: results in the run's Redis, in a SQLite file,
+    in a private PostgreSQL per message and chunked (``DEFAULT_CHUNK_SIZE`` calls per message).
+    Never sliced: the point is the whole 50x50 grid on each store, and a hundred calls per message
+    into SQL take a second or so (the warm-up, mostly start-up, can read under ``SLOW_RATE``)."""
+
+    def sql(stack: Stack) -> Stack:
+        return replace(stack, latency_unmeasurable=NO_SQL_LATENCY)
+
+    postgres = _store_problem("postgres")
+    chunked = _task(path, "postgres", DEFAULT_CHUNK_SIZE)
+    return (
+        Stack(path, "task-redis", _task(path, "redis"), sliceable=False),
+        sql(Stack(path, "task-sqlite", _task(path, "sqlite"), sliceable=False)),
+        sql(Stack(path, "task-postgres", _task(path, "postgres"), postgres, sliceable=False)),
+        sql(Stack(path, "task-postgres-chunked", chunked, postgres, sliceable=False)),
+    )
+
+
 STACKS: tuple[Stack, ...] = (
     Stack("celery-rabbitmq", "seed-defaults", _celery("seed-defaults"), rabbitmq_problem),
     Stack("celery-rabbitmq", "tuned", _celery("tuned"), rabbitmq_problem),
     Stack("dramatiq", "ours", lambda s: load_backend("dramatiq", s), ours=True),
     Stack("dramatiq", "stock", _dramatiq_stock),
     Stack("dramatiq", "chunked", _chunked("dramatiq"), ours=True, chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS),
+    *_task_stacks("dramatiq"),
     Stack("rq", "ours", lambda s: load_backend("rq", s), ours=True),
     Stack("rq", "stock", _rq_stock),
     Stack("rq", "chunked", _chunked("rq"), ours=True, chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS),
+    *_task_stacks("rq"),
     Stack("redis-limit", "probe", _redis_limit),
 )
 

@@ -150,5 +150,10 @@ def _skipped_row(stack: str, profile: str, workload: str, workers: int, reason: 
     }
 
 
+def not_measured_row(stack: str, profile: str, workload: str, workers: int, reason: str) -> dict[str, Any]:
+    """The row of a workload a stack that ran cannot be measured on (latency with results in SQL)."""
+    return {**_skipped_row(stack, profile, workload, workers, reason), "status": f"not measured: {reason}"}
+
+
 def run_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     return [asdict(r) for r in runs]

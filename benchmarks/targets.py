@@ -16,6 +16,8 @@ from benchmarks import memory, stats
 Row = dict[str, Any]
 
 OURS = ("ours", "chunked")
+#: The seed's grid: the SQL store target compares the stores on the whole of it.
+GRID_50X50 = 2_500
 PATHS = ("dramatiq", "rq")
 
 
@@ -39,8 +41,11 @@ def _row(doc: dict[str, Any], stack: str, profile: str, workload: str, workers: 
     return None
 
 
-def _paired(doc: dict[str, Any], a: tuple[str, str], b: tuple[str, str]) -> float | None:
-    """Median over repetitions of a's grid throughput over b's, as every ratio in the report."""
+def _paired(
+    doc: dict[str, Any], a: tuple[str, str], b: tuple[str, str], tasks: int | None = None
+) -> float | None:
+    """Median over repetitions of a's grid throughput over b's, as every ratio in the report;
+    with ``tasks``, only runs of that many tasks (a sliced run is not that grid)."""
 
     def by_repeat(stack: str, profile: str) -> dict[int, float]:
         return {
@@ -49,6 +54,7 @@ def _paired(doc: dict[str, Any], a: tuple[str, str], b: tuple[str, str]) -> floa
             if (r["stack"], r["profile"], r["workload"], r["compute_workers"]) == (stack, profile, "grid", 2)
             and r["status"] == "ok"
             and r["repeat"] > 0
+            and tasks in (None, r["tasks"])
         }
 
     return stats.paired_ratio_median(by_repeat(*a), by_repeat(*b))
@@ -100,6 +106,30 @@ def _chunked(doc: dict[str, Any]) -> list[Check]:
         checks.append(
             _at_least("chunked: >= 30% of redis-limit (25,000 tasks)", label, fraction, 0.30, "{:.0%}")
         )
+    return checks
+
+
+def _sql_store(doc: dict[str, Any]) -> list[Check]:
+    """The declared task's grid with results in PostgreSQL against the same task with results in
+    Redis (paired by repetition), and chunked into PostgreSQL on 25,000 calls."""
+    checks = []
+    for path in PATHS:
+        ratio = _paired(doc, (path, "task-postgres"), (path, "task-redis"), tasks=GRID_50X50)
+        checks.append(
+            _at_least(
+                "SQL store: postgres >= 80% of the Redis store (declared task, 50x50 per message)",
+                f"{path} task-postgres",
+                ratio,
+                0.80,
+                "{:.0%}",
+            )
+        )
+    for path in PATHS:
+        row = _row(doc, path, "task-postgres-chunked", "grid-large")
+        rate = row["throughput_median"] if row else None
+        label = f"{path} task-postgres-chunked"
+        target = "SQL store chunked: >= 10,000 calls/s on 25,000 calls"
+        checks.append(_at_least(target, label, rate, 10_000, "{:,.0f}/s"))
     return checks
 
 
@@ -160,6 +190,7 @@ def evaluate(doc: dict[str, Any]) -> list[Check]:
     return [
         *_per_message(doc),
         *_chunked(doc),
+        *_sql_store(doc),
         *_latency(doc),
         *_per_stack(
             doc,

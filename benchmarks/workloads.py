@@ -30,6 +30,8 @@ class Case:
     repeats: int | None = None
     #: Stack labels (``"rq chunked"``) this case runs on; None: every stack.
     only: tuple[str, ...] | None = None
+    #: Stack labels this case does not run on (after ``only``).
+    skip: tuple[str, ...] = ()
     #: Seconds between kept RSS samples (the memory curve of a soak); None: peak RSS only.
     rss_every: float | None = None
     #: Seconds without a new result before the run is given up (and fails verification).
@@ -47,7 +49,7 @@ class Case:
         return self.rate is None
 
     def runs_on(self, label: str) -> bool:
-        return self.only is None or label in self.only
+        return (self.only is None or label in self.only) and label not in self.skip
 
     def sliced(self) -> Case:
         """A slow stack's closed-loop runs use ``SLICE``; submit-only and idle runs are never sliced."""
@@ -87,6 +89,30 @@ class Profile:
 def latency(rate: float, seconds: int, repeats: int | None = None) -> Case:
     """Open loop: ``rate`` tasks/s for ``seconds`` (the grid is only the set of distinct points)."""
     return Case("latency", Grid(seconds, int(rate)), rate=rate, repeats=repeats)
+
+
+#: The declared-task stacks (``benchmarks.task_stacks``): is the result store the bottleneck?
+TASK_STACKS = tuple(
+    f"{path} task-{store}"
+    for path in ("dramatiq", "rq")
+    for store in ("redis", "sqlite", "postgres", "postgres-chunked")
+)
+QUICK_TASK_NOTE = (
+    "The declared-task stacks (`task-*`: `@task` with results in Redis, SQLite or PostgreSQL) run the "
+    "grid once each in the quick profile (the last `grid` case), and no latency: 3 repetitions and "
+    "latency runs of 8 more stacks would take `make bench` well past 8 minutes on 2 cores. "
+    "`make bench-full` runs their grid 3 times, and 25,000 tasks."
+)
+FULL_TASK_NOTE = (
+    "The declared-task stacks run the 2-worker grid, the 25,000-task grid and latency (Redis store "
+    "only); worker scaling, CPU cost and idle workers do not depend on where results are stored."
+)
+#: Per message, a SQL store commits a transaction per result: 25,000 take them a minute or more.
+PER_MESSAGE_SQL = tuple(label for label in TASK_STACKS if label.endswith(("task-sqlite", "task-postgres")))
+LARGE_SQL_NOTE = (
+    "Per message, a SQL store commits one transaction per result: 25,000 take a minute or more per "
+    "run; the 50x50 grid compares the stores per message, and `task-postgres-chunked` runs 25,000."
+)
 
 
 #: The soak's stacks: the project's own per-message paths (250,000 tasks take them minutes).
@@ -136,21 +162,28 @@ BULK_SUBMIT = Case(
     note="Runs only where the producer differs: stock and tuned profiles change the workers, not it.",
 )
 #: Three workers (2 compute + 1 result) idle for ``idle.WINDOW_S``: commands per second per worker.
-IDLE = Case("idle", Grid(1, 1), repeats=1, mode="idle")
+IDLE = Case("idle", Grid(1, 1), repeats=1, mode="idle", skip=TASK_STACKS, note=FULL_TASK_NOTE)
 
 PROFILES: dict[str, Profile] = {
     # Latency runs once per stack here: its percentiles already pool 200 samples.
     "quick": Profile(
-        "quick", (Case("grid", Grid(50, 50)), latency(20, 10, repeats=1), BULK_SUBMIT), repeats=3
+        "quick",
+        (
+            Case("grid", Grid(50, 50), skip=TASK_STACKS, note=QUICK_TASK_NOTE),
+            replace(latency(20, 10, repeats=1), skip=TASK_STACKS, note=QUICK_TASK_NOTE),
+            BULK_SUBMIT,
+            Case("grid", Grid(50, 50), repeats=1, only=TASK_STACKS),
+        ),
+        repeats=3,
     ),
     "full": Profile(
         "full",
         (
             Case("grid", Grid(50, 50)),
-            Case("grid", Grid(50, 50), compute_workers=1),
-            Case("grid", Grid(50, 50), compute_workers=4),
-            Case("grid-large", Grid(250, 100)),
-            Case("cpu", Grid(40, 25), cpu_cost_ms=5.0),
+            Case("grid", Grid(50, 50), compute_workers=1, skip=TASK_STACKS, note=FULL_TASK_NOTE),
+            Case("grid", Grid(50, 50), compute_workers=4, skip=TASK_STACKS, note=FULL_TASK_NOTE),
+            Case("grid-large", Grid(250, 100), skip=PER_MESSAGE_SQL, note=LARGE_SQL_NOTE),
+            Case("cpu", Grid(40, 25), cpu_cost_ms=5.0, skip=TASK_STACKS, note=FULL_TASK_NOTE),
             latency(20, 30, repeats=1),
             BULK_SUBMIT,
             IDLE,

@@ -15,17 +15,28 @@ import redis
 from click.testing import CliRunner
 from rich.console import Console
 
-from benchmarks import memory, output, report, schema, stats
+from benchmarks import memory, output, report, schema, stats, targets
 from benchmarks.cli import main as bench_cli
-from benchmarks.harness import Harness, StackState
+from benchmarks.harness import Harness, StackState, runs_on
 from benchmarks.measure import RunRecord, Sampler
+from benchmarks.postgres_server import PostgresServer
 from benchmarks.stacks import STACKS, Stack, select
 from benchmarks.summary import summarize
-from benchmarks.workloads import CHUNKED_SOAK_STACKS, PROFILES, SOAK_STACKS, Case, Profile, soak
-from shared.backend import Backend
+from benchmarks.workloads import (
+    CHUNKED_SOAK_STACKS,
+    PROFILES,
+    SOAK_STACKS,
+    TASK_STACKS,
+    Case,
+    Profile,
+    soak,
+)
+from shared.backend import BACKEND_ENV, Backend
 from shared.embedded import free_port
+from shared.results import RESULTS_URL_ENV
 from shared.routing import SEED_TABLE, load_celeryconfig
 from shared.settings import Settings
+from shared.sql_store import SqlStore
 from shared.tasks import Grid
 
 QUIET = Console(quiet=True)
@@ -192,7 +203,7 @@ def test_a_case_runs_only_on_the_stacks_it_names() -> None:
 
 def test_progress_total_counts_a_named_case_only_on_its_stacks(settings: Settings) -> None:
     profile = Profile("t", (Case("grid", Grid(2, 2), repeats=3), soak(Grid(2, 2), ("rq ours",))), repeats=1)
-    states = [StackState(s) for s in select(["rq"])]  # rq ours, rq stock, rq chunked
+    states = [StackState(s) for s in select(["rq ours", "rq stock", "rq chunked"])]
     assert Harness(profile, [], settings, Path(), QUIET).planned(states) == 3 + 3 * 3 + 1
 
 
@@ -245,7 +256,15 @@ def test_celery_baseline_routes_exactly_as_the_seed() -> None:
 
 
 def test_stack_selection() -> None:
-    assert [s.label for s in select(["rq"])] == ["rq ours", "rq stock", "rq chunked"]
+    assert [s.label for s in select(["rq"])] == [
+        "rq ours",
+        "rq stock",
+        "rq chunked",
+        "rq task-redis",
+        "rq task-sqlite",
+        "rq task-postgres",
+        "rq task-postgres-chunked",
+    ]
     assert [s.label for s in select(["dramatiq stock"])] == ["dramatiq stock"]
     with pytest.raises(ValueError, match="unknown stack"):
         select(["kafka"])
@@ -269,18 +288,22 @@ def _harness(stacks: list[Stack], settings: Settings, out: Path, **kwargs: Any) 
     return Harness(PROFILES["smoke"], stacks, settings, out, QUIET, **kwargs).run()
 
 
+#: Every stack but the declared-task ones (their own smoke test needs a PostgreSQL).
+SEED_STACKS = [s for s in STACKS if s.label not in TASK_STACKS]
+
+
 @pytest.mark.slow
 def test_smoke_run_of_every_stack_writes_a_valid_verified_report(settings: Settings, tmp_path: Path) -> None:
-    doc = _harness(list(STACKS), settings, tmp_path)
+    doc = _harness(SEED_STACKS, settings, tmp_path)
     results = output.write(doc, tmp_path, root=tmp_path)
 
     written = json.loads(results.read_text())
     assert schema.problems(written) == []
     assert {(s["stack"], s["profile"], s["status"]) for s in written["stacks"]} == {
-        (s.stack, s.profile, "ran") for s in STACKS
+        (s.stack, s.profile, "ran") for s in SEED_STACKS
     }
     grid_runs = [r for r in written["runs"] if r["workload"] == "grid"]
-    assert len(grid_runs) == len(STACKS)
+    assert len(grid_runs) == len(SEED_STACKS)
     for run in written["runs"]:
         assert run["status"] == "ok", run
         assert run["verified"] is True
@@ -302,7 +325,7 @@ def test_smoke_run_of_every_stack_writes_a_valid_verified_report(settings: Setti
     assert (tmp_path / "throughput.png").stat().st_size > 0
     assert (tmp_path / "latency_cdf.png").stat().st_size > 0
     markdown = (tmp_path / "report.md").read_text()
-    for stack in STACKS:
+    for stack in SEED_STACKS:
         assert f"| {stack.stack} | {stack.profile} | grid |" in markdown
 
     table = CliRunner().invoke(bench_cli, ["readme-table", "--results", str(tmp_path / "latest.json")])
@@ -372,3 +395,153 @@ def test_lost_result_is_failed_and_unreachable_broker_is_skipped(settings: Setti
     markdown = report.markdown(doc, [])
     assert "| redis-limit | probe | grid | 2 | - |" in markdown
     assert "FAILED" in markdown and "skipped: cannot reach the AMQP broker" in markdown
+
+
+# --- the declared-task stacks: results in Redis, SQLite, PostgreSQL ---------------------------------
+
+
+def test_task_stacks_run_the_grid_once_in_quick_and_no_latency_on_sql() -> None:
+    labels = {s.label: s for s in STACKS}
+    assert set(TASK_STACKS) <= set(labels)
+    assert not any(labels[label].sliceable for label in TASK_STACKS)  # always the whole grid
+    quick = PROFILES["quick"]
+    for label, stack in labels.items():
+        ran = [(c.workload, c.repeats) for c in quick.cases if runs_on(c, stack)]
+        if label in TASK_STACKS:
+            assert ran == [("grid", 1)], label
+        else:
+            assert ("grid", None) in ran and ("grid", 1) not in ran, label
+    latency = next(c for c in PROFILES["full"].cases if c.workload == "latency")
+    assert runs_on(latency, labels["rq task-redis"])
+    assert not runs_on(latency, labels["rq task-postgres"]) and not runs_on(latency, labels["rq task-sqlite"])
+    large = next(c for c in PROFILES["full"].cases if c.workload == "grid-large")
+    on_large = {label for label in TASK_STACKS if runs_on(large, labels[label])}
+    assert on_large == {
+        f"{path} task-{store}" for path in ("dramatiq", "rq") for store in ("redis", "postgres-chunked")
+    }
+
+
+def test_sql_store_targets_from_a_results_record() -> None:
+    def run(stack: str, profile: str, repeat: int, throughput: float) -> dict[str, Any]:
+        return {**asdict(_run(stack, profile, repeat, throughput)), "tasks": 2_500}
+
+    large = {
+        "stack": "dramatiq",
+        "profile": "task-postgres-chunked",
+        "workload": "grid-large",
+        "compute_workers": 2,
+        "status": "ok",
+        "throughput_median": 12_345.0,
+    }
+    doc = {
+        "summary": [large],
+        "runs": [
+            run("dramatiq", "task-redis", 1, 1_000.0),
+            run("dramatiq", "task-postgres", 1, 900.0),
+            run("dramatiq", "task-redis", 2, 1_000.0),
+            run("dramatiq", "task-postgres", 2, 700.0),
+            run("dramatiq", "task-redis", 3, 1_000.0),
+            run("dramatiq", "task-postgres", 3, 850.0),
+            run("rq", "task-redis", 1, 1_000.0),
+            run("rq", "task-postgres", 1, 790.0),
+            run("rq", "task-postgres", 2, 5_000.0),  # no task-redis run of repetition 2: not paired
+            {**run("rq", "task-postgres", 3, 9_000.0), "tasks": 100},  # a slice: not the 50x50 grid
+            run("rq", "task-redis", 3, 1_000.0),
+        ],
+    }
+    got = {(c.target, c.stack): (c.measured, c.met) for c in targets.evaluate(doc)}
+    ratio = "SQL store: postgres >= 80% of the Redis store (declared task, 50x50 per message)"
+    chunked = "SQL store chunked: >= 10,000 calls/s on 25,000 calls"
+    assert got[(ratio, "dramatiq task-postgres")] == ("85%", True)  # median of 90 %, 70 %, 85 %
+    assert got[(ratio, "rq task-postgres")] == ("79%", False)
+    assert got[(chunked, "dramatiq task-postgres-chunked")] == ("12,345/s", True)
+    assert got[(chunked, "rq task-postgres-chunked")] == ("-", None)  # a quick run: not measured
+    assert len(got) == len(targets.evaluate(doc))  # one row per target and stack, none twice
+    slow = {**doc, "summary": [{**large, "throughput_median": 9_999.0}]}
+    missed = {(c.target, c.stack): (c.measured, c.met) for c in targets.evaluate(slow)}
+    assert missed[(chunked, "dramatiq task-postgres-chunked")] == ("9,999/s", False)
+    quick = {"summary": [], "runs": []}
+    assert {c.met for c in targets.evaluate(quick) if c.target in (ratio, chunked)} == {None}
+
+
+def test_postgres_stacks_are_skipped_with_the_reason_when_postgres_cannot_start(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_binaries() -> Path:
+        raise RuntimeError("no PostgreSQL server binaries (test)")
+
+    monkeypatch.setattr("benchmarks.postgres_server.find_bindir", no_binaries)
+    stacks = select(["dramatiq task-postgres", "rq task-postgres-chunked"])
+    doc = _harness(stacks, settings, tmp_path)
+
+    assert schema.problems(doc) == []
+    assert doc["runs"] == []
+    reason = "skipped: no private PostgreSQL: no PostgreSQL server binaries (test)"
+    assert {(s["profile"], s["status"]) for s in doc["stacks"]} == {
+        ("task-postgres", reason),
+        ("task-postgres-chunked", reason),
+    }
+    # A skipped row per workload it would have run: the grid, not latency (results in SQL).
+    assert sorted((r["profile"], r["workload"], r["status"]) for r in doc["summary"]) == [
+        ("task-postgres", "grid", reason),
+        ("task-postgres-chunked", "grid", reason),
+    ]
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_task_stacks_stores_in_redis_sqlite_and_postgres(
+    settings: Settings, tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Every declared-task stack on a tiny grid, against the test PostgreSQL; the harness process
+    has each stack's backend and results URL in its environment during the run, and not after."""
+    seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+    def environment(backend: Backend) -> None:
+        key = (backend.name, getattr(backend, "results_url", ""))
+        seen[key] = (os.environ.get(BACKEND_ENV), os.environ.get(RESULTS_URL_ENV))
+
+    before = os.environ.get(RESULTS_URL_ENV)
+    stacks = select(list(TASK_STACKS))
+    doc = Harness(
+        PROFILES["smoke"],
+        stacks,
+        settings,
+        tmp_path,
+        QUIET,
+        before_verify=environment,
+        postgres_url=postgres_server.url,
+    ).run()
+    output.write(doc, tmp_path, root=None)
+
+    assert os.environ.get(RESULTS_URL_ENV) == before
+    assert schema.problems(doc) == []
+    assert {(s["stack"], s["profile"], s["status"]) for s in doc["stacks"]} == {
+        (s.stack, s.profile, "ran") for s in stacks
+    }
+    for run in doc["runs"]:
+        assert run["status"] == "ok" and run["verified"] is True, run
+    grid = {(r["stack"], r["profile"]): r for r in doc["runs"] if r["workload"] == "grid"}
+    assert set(grid) == {s.key for s in stacks}
+    assert all(r["tasks"] == 16 and r["throughput"] > 0 for r in grid.values())
+    assert {(name, url.split(":", 1)[0]) for name, url in seen} == {
+        (name, scheme) for name in ("dramatiq", "rq") for scheme in ("redis", "sqlite", "postgresql")
+    }
+    assert all(seen[key] == key for key in seen)  # this stack's backend and store, in os.environ
+
+    latency = {(r["stack"], r["profile"]): r for r in doc["summary"] if r["workload"] == "latency"}
+    for stack in stacks:
+        row = latency[stack.key]
+        if stack.profile == "task-redis":
+            assert row["status"] == "ok" and set(row["latency_ms"]) == {"p50", "p90", "p99", "max"}, row
+        else:
+            assert row["status"].startswith("not measured: results in SQL"), row
+            assert row["latency_ms"] is None
+    # The last PostgreSQL stack's results are in PostgreSQL, one per point.
+    assert SqlStore(postgres_server.url).count("bench.product") == 16
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| rq | task-postgres-chunked | grid |" in markdown
+    readme = report.readme_table(doc)
+    assert "| dramatiq | task-sqlite |" in readme
+    sqlite_row = next(line for line in readme.splitlines() if "| dramatiq | task-sqlite |" in line)
+    assert sqlite_row.split(" | ")[5] == "-"  # latency: not measured
