@@ -110,7 +110,9 @@ def main() -> None:
 @click.option("--compute-workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep worker logs here.")
 @click.option(
-    "--chunked", is_flag=True, help=f"Send the grid as chunks of {DEFAULT_CHUNK_SIZE} points per message."
+    "--chunked",
+    is_flag=True,
+    help=f"Send the grid as chunks of {DEFAULT_CHUNK_SIZE} points per message (a task: its chunk_size).",
 )
 @click.option(
     "--chunk-size",
@@ -147,15 +149,22 @@ def run(
 
     By default one message per grid point, as the seed; --chunked sends many points per message.
     """
-    if chunked and chunk_size is None:
-        chunk_size = DEFAULT_CHUNK_SIZE
     if task_spec is not None:
         run_task_command(
-            backend, task_spec, args_file, check_spec, replace, compute_workers, log_dir, chunk_size
+            backend,
+            task_spec,
+            args_file,
+            check_spec,
+            replace,
+            compute_workers,
+            log_dir,
+            chunk_size or chunked,
         )
         return
     if args_file or check_spec or replace:
         raise click.UsageError("--args, --check and --replace go with --task")
+    if chunked and chunk_size is None:
+        chunk_size = DEFAULT_CHUNK_SIZE
     try:
         grid = Grid.parse(grid_text)
     except ValueError as exc:
@@ -181,9 +190,10 @@ def run_task_command(
     replace: bool,
     compute_workers: int,
     log_dir: Path | None,
-    chunk_size: int | None,
+    chunking: int | bool,
 ) -> None:
-    """``run --task``: your task's calls through workers of one backend, each verified stored once."""
+    """``run --task``: your task's calls through workers of one backend, each verified stored once.
+    ``chunking``: calls per message, or True for the task's own ``chunk_size``."""
     if args_file is None:
         raise click.UsageError("--task needs --args FILE (one JSON array of arguments per line)")
     if backend == "both":
@@ -198,6 +208,7 @@ def run_task_command(
         check = load_check(check_spec) if check_spec else None
         task = resolve(task_spec)
         calls = task.calls(items)
+        chunk_size = task.options.chunk_size if chunking is True else (chunking or None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with ExitStack() as stack:
