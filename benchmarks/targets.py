@@ -54,7 +54,7 @@ def _paired(
             if (r["stack"], r["profile"], r["workload"], r["compute_workers"]) == (stack, profile, "grid", 2)
             and r["status"] == "ok"
             and r["repeat"] > 0
-            and tasks in (None, r["tasks"])
+            and tasks in (None, r.get("tasks"))
         }
 
     return stats.paired_ratio_median(by_repeat(*a), by_repeat(*b))
