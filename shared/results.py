@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
@@ -27,6 +26,7 @@ import redis
 from shared.arguments import dumps
 from shared.settings import Settings, redact_url
 from shared.store import ScriptRow
+from shared.verification import Verification
 
 RESULTS_URL_ENV = "PIPELINE_RESULTS_URL"
 KEY_PREFIX = "pipeline"
@@ -130,42 +130,6 @@ def open_store(url: str | None = None, client: redis.Redis | None = None) -> Sto
         f"{RESULTS_URL_ENV}={redact_url(url)}: unsupported scheme {scheme!r}; "
         "use redis://, rediss://, sqlite:/// or postgresql://"
     )
-
-
-@dataclass
-class Verification:
-    """What ``Results.verify`` found, per call key (``task key`` when several tasks are checked)."""
-
-    expected: int
-    stored: int
-    missing: list[str] = field(default_factory=list)
-    wrong: list[tuple[str, Any]] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    redelivered: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.wrong or self.unexpected)
-
-    @property
-    def verified(self) -> int:
-        return self.expected - len(self.missing) - len(self.wrong)
-
-    def problems(self, limit: int = 5) -> str:
-        return describe_problems(self.missing, self.wrong, self.unexpected, limit)
-
-
-def describe_problems(
-    missing: Sequence[Any], wrong: Sequence[Any], unexpected: Sequence[Any], limit: int
-) -> str:
-    """One line naming what is wrong, with a few examples of each kind."""
-    parts = []
-    for label, items in (("missing", missing), ("wrong", wrong), ("unexpected", unexpected)):
-        if items:
-            shown = ", ".join(str(i) for i in items[:limit])
-            more = f", … {len(items) - limit} more" if len(items) > limit else ""
-            parts.append(f"{len(items)} {label} ({shown}{more})")
-    return "; ".join(parts) or "none"
 
 
 #: ``check(value, *args, **kwargs)``: whether a stored value is right for the call's arguments.

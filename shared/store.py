@@ -9,13 +9,13 @@ Both writes of a point go in one MULTI round trip; a chunk of points goes in one
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import redis
 
 from shared.connection import connect
 from shared.settings import Settings
 from shared.tasks import Grid, Point, compute
+from shared.verification import Verification
 
 KEY_PREFIX = "pipeline"
 
@@ -37,40 +37,6 @@ def _field(x: int, y: int) -> str:
 def _point(name: bytes | str) -> Point:
     x, y = (name.decode() if isinstance(name, bytes) else name).split(",")
     return int(x), int(y)
-
-
-@dataclass
-class Verification:
-    """What ``ResultStore.verify`` found; ``ok`` means nothing missing, wrong or unexpected."""
-
-    expected: int
-    stored: int
-    missing: list[Point] = field(default_factory=list)
-    wrong: list[tuple[Point, int]] = field(default_factory=list)
-    unexpected: list[Point] = field(default_factory=list)
-    redelivered: dict[Point, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.wrong or self.unexpected)
-
-    @property
-    def verified(self) -> int:
-        return self.expected - len(self.missing) - len(self.wrong)
-
-    def problems(self, limit: int = 5) -> str:
-        """One line naming what is wrong, with a few examples of each kind."""
-        parts = []
-        for label, items in (
-            ("missing", self.missing),
-            ("wrong", self.wrong),
-            ("unexpected", self.unexpected),
-        ):
-            if items:
-                shown = ", ".join(str(i) for i in items[:limit])
-                more = f", … {len(items) - limit} more" if len(items) > limit else ""
-                parts.append(f"{len(items)} {label} ({shown}{more})")
-        return "; ".join(parts) or "none"
 
 
 class ResultStore:
