@@ -132,7 +132,11 @@ CHAOS_STACKS = (
 
 @main.command()
 @click.option(
-    "--stack", "stack_names", multiple=True, help=f"Only these (repeatable); default: {CHAOS_STACKS}."
+    "--stack",
+    "stack_names",
+    multiple=True,
+    help=f"Only these (repeatable); default: {CHAOS_STACKS}, and the PostgreSQL-store stacks "
+    "for kill-result and postgres-restart.",
 )
 @click.option("--scenario", "scenario_names", multiple=True, help="Only these scenarios (repeatable).")
 @click.option("--grid", "grid_text", default="50x50", show_default=True)
@@ -140,37 +144,40 @@ CHAOS_STACKS = (
 def chaos(
     stack_names: tuple[str, ...], scenario_names: tuple[str, ...], grid_text: str, out: Path | None
 ) -> None:
-    """Kill workers, restart Redis, poison the queues: count what is lost, wrong or doubled."""
-    from benchmarks import chaos_report, faults
-    from benchmarks.chaos import run_scenario
+    """Kill workers, restart Redis or PostgreSQL, poison the queues: count what is lost, wrong or doubled."""
+    from benchmarks import chaos_report
+    from benchmarks.chaos import plan, run_scenario, skip_row
+    from benchmarks.result_stores import STORES
 
     try:
-        stacks = select(stack_names or CHAOS_STACKS)
-        scenarios = faults.by_name(scenario_names)
+        runs = plan(scenario_names, stack_names, CHAOS_STACKS)
         grid = Grid.parse(grid_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     root = out or output.RESULTS
     directory = output.run_dir(root, suffix="-chaos")
     rows: list[dict[str, object]] = []
-    with private_redis() as server:  # only for the machine description and stack checks
-        settings = Settings(server.url)
-        machine_doc = machine.describe(settings)
-        runnable = [(s, s.problem(settings)) for s in stacks]
-    for scenario in scenarios:
-        for stack, problem in runnable:
-            if problem:
-                console.print(f"[yellow]skipped[/] {stack.label}: {problem}")
+    with STORES.session():  # the PostgreSQL stacks' private PostgreSQL, for this run only
+        with private_redis() as server:  # only for the machine description and stack checks
+            settings = Settings(server.url)
+            machine_doc = machine.describe(settings)
+            stacks = {stack.key: stack for _, stack in runs}
+            problems = {key: stack.problem(settings) for key, stack in stacks.items()}
+        for scenario, stack in runs:
+            if problem := problems[stack.key]:
+                console.print(f"[yellow]skipped[/] {scenario.name} on {stack.label}: {problem}")
+                if (skipped := skip_row(scenario, stack, grid, problem)) is not None:
+                    rows.append(skipped.as_json())
                 continue
             console.print(f"[bold]{scenario.name}[/] on {stack.label} …")
             result = run_scenario(
                 scenario, stack, grid, directory / "logs" / f"{scenario.name}-{stack.stack}-{stack.profile}"
             )
             rows.append(result.as_json())
-            verdict = "pass" if result.passed else "FAIL"
+            verdict = f"skipped: {result.skipped}" if result.skipped else "pass" if result.passed else "FAIL"
             console.print(
-                f"  {verdict}: lost {result.lost}, wrong {result.wrong}, redeliveries {result.redeliveries}, "
-                f"recovery {result.recovery_s} s"
+                f"  {verdict}: lost {result.lost}, wrong {result.wrong}, doubled {result.doubled}, "
+                f"redeliveries {result.redeliveries}, recovery {result.recovery_s} s"
             )
     doc = {
         "schema": 1,
@@ -181,7 +188,7 @@ def chaos(
         "chaos": rows,
     }
     (directory / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    descriptions = {s.name: s.description for s in scenarios}
+    descriptions = {s.name: s.description for s, _ in runs}
     (directory / "report.md").write_text(chaos_report.markdown(doc, descriptions))
     (root / "latest-chaos.json").write_text(json.dumps(doc, indent=1) + "\n")
     click.echo(chaos_report.markdown(doc, descriptions))

@@ -8,17 +8,24 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.embedded import RedisServer
 from shared.workers import WorkerGroup, WorkerProcess
 
+if TYPE_CHECKING:
+    from benchmarks.postgres_server import PostgresServer
+
 #: Seconds Redis stays away in the "unreachable" scenario.
 OUTAGE_SECONDS = 10.0
+#: Seconds the results' PostgreSQL stays stopped in the "postgres-restart" scenario.
+POSTGRES_OUTAGE_SECONDS = 3.0
 
 
 @dataclass
 class Target:
-    """What a fault can reach: the workers, how to start another of a role, and the Redis server."""
+    """What a fault can reach: the workers, how to start another of a role, the Redis server, and
+    the PostgreSQL the results go to (a PostgreSQL-store stack's only)."""
 
     group: WorkerGroup
     server: RedisServer
@@ -27,6 +34,7 @@ class Target:
     commands: dict[str, Callable[[], list[str]]]
     #: Workers a fault stopped on purpose; they do not count against "workers alive".
     retired: list[WorkerProcess] = field(default_factory=list)
+    postgres: PostgresServer | None = None
 
     def workers(self, role: str) -> list[WorkerProcess]:
         return [w for w in self.group.workers if w.role == role and w.alive()]
@@ -72,6 +80,15 @@ def redis_unreachable(t: Target) -> None:
     t.server.start()
 
 
+def postgres_restart(t: Target) -> None:
+    """Stop the results' PostgreSQL (``pg_ctl stop -m fast``: sessions cut, committed rows kept),
+    start it again POSTGRES_OUTAGE_SECONDS later on the same port."""
+    assert t.postgres is not None, "postgres-restart runs only on a stack storing in PostgreSQL"
+    t.postgres.stop()
+    time.sleep(POSTGRES_OUTAGE_SECONDS)
+    t.postgres.start()
+
+
 def sigterm_all(t: Target) -> None:
     """Warm shutdown of every worker, then all of them started again."""
     running = [w for w in t.group.workers if w.alive()]
@@ -97,6 +114,8 @@ class Scenario:
     fault: Callable[[Target], None]
     poison_per_queue: int = 0
     redis_args: Sequence[str] = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+    #: Runs only on a stack whose results go to the harness's own PostgreSQL (it stops and starts it).
+    needs_postgres: bool = False
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -111,10 +130,27 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+POSTGRES_RESTART = Scenario(
+    "postgres-restart",
+    f"stop the results' PostgreSQL at ~30 %, start it again {POSTGRES_OUTAGE_SECONDS:.0f} s later",
+    postgres_restart,
+    needs_postgres=True,
+)
+
+#: What also runs on the stacks storing results in PostgreSQL (``benchmarks.chaos.POSTGRES_STACKS``).
+STORE_SCENARIOS: tuple[Scenario, ...] = (
+    next(s for s in SCENARIOS if s.name == "kill-result"),
+    POSTGRES_RESTART,
+)
+#: Every scenario, each once, in table order.
+ALL_SCENARIOS: tuple[Scenario, ...] = (*SCENARIOS, POSTGRES_RESTART)
+
+
 def by_name(names: Sequence[str] | None) -> list[Scenario]:
+    """Scenarios by name; none named: ``SCENARIOS`` (the ones every stack of ``make chaos`` runs)."""
     if not names:
         return list(SCENARIOS)
-    known = {s.name: s for s in SCENARIOS}
+    known = {s.name: s for s in ALL_SCENARIOS}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; choose from {list(known)}")

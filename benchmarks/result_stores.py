@@ -11,9 +11,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from benchmarks.postgres_server import PostgresServer
 
 StoreKind = Literal["redis", "sqlite", "postgres"]
 
@@ -26,6 +29,7 @@ class ResultStores:
         self._exit = ExitStack()
         self._dir: Path | None = None
         self._postgres: str | None = None
+        self._postgres_server: PostgresServer | None = None
         self._postgres_problem: str | None = None
 
     def url(self, kind: StoreKind, settings: Settings) -> str:
@@ -51,12 +55,18 @@ class ResultStores:
             try:
                 import psycopg  # noqa: F401
 
-                self._postgres = self._exit.enter_context(private_postgres()).url
+                self._postgres_server = self._exit.enter_context(private_postgres())
+                self._postgres = self._postgres_server.url
             except ImportError as exc:
                 self._postgres_problem = f"psycopg is not installed (pip install '.[postgres]'): {exc}"
             except RuntimeError as exc:
                 self._postgres_problem = f"no private PostgreSQL: {exc}"
         return self._postgres_problem
+
+    def postgres_server(self) -> PostgresServer | None:
+        """The run's private PostgreSQL (for a fault to stop and start it), None until one is
+        started or when the run was given a PostgreSQL of its own (``session(postgres_url)``)."""
+        return self._postgres_server
 
     def on_close(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` at ``close``, before the stores go (a store's open connections)."""
@@ -69,6 +79,7 @@ class ResultStores:
         finally:
             self._exit = ExitStack()
             self._dir = self._postgres = self._postgres_problem = None
+            self._postgres_server = None
 
     @contextmanager
     def session(self, postgres_url: str | None = None) -> Iterator[ResultStores]:

@@ -138,6 +138,16 @@ class TaskStore(ResultStore):
     def deliveries(self) -> int:
         return sum(self.store.deliveries(TASK_NAME).values())
 
+    def doubled(self) -> int:
+        """Rows beyond one per call key: in SQL, rows less distinct keys (0 unless the table's
+        primary key let a redelivery through); a Redis hash holds a key once by construction."""
+        if not isinstance(self.store, SqlStore):
+            return 0
+        table = results_table
+        query = select(func.count() - func.count(func.distinct(table.c.key))).where(table.c.task == TASK_NAME)
+        with self.store.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def clear(self) -> None:
         self.store.clear(TASK_NAME)
 

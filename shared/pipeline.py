@@ -36,9 +36,9 @@ from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.results import RedisStore, Results, open_results
 from shared.routing import RoutingTable, active_table
 
-#: Seconds a ``store_results`` may take: above a SQL store's own reconnect budget for a short outage,
-#: and short, because an RQ worker's dead job is found ``timeout`` + 5 s after it started.
-STORE_TIMEOUT = 20.0
+#: Seconds a ``store_results`` may take, as the seed's tasks: an RQ worker's dead job is found
+#: ``timeout`` + 5 s after it started. A store away for longer times the job out, and RQ retries it.
+STORE_TIMEOUT = 10.0
 
 
 class InvalidResult(InvalidArguments):

@@ -3,17 +3,25 @@
 Same code as ``make chaos`` on a smaller grid (500 tasks, 200 poison messages per queue) to keep
 CI in minutes; recovery is checked against the same 30 s bar. Each scenario runs against its own
 private redis-server with AOF, so a Redis restart is real.
+
+The PostgreSQL store's scenarios (result worker SIGKILLed, PostgreSQL stopped and started) run on
+``task-postgres`` of both backends against the harness's own private PostgreSQL, skipped with the
+reason where it cannot start; their recovery is the benchmark's verdict, not asserted here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.chaos import RECOVERY_LIMIT_S, run_scenario
-from benchmarks.faults import SCENARIOS, Scenario
+from benchmarks import chaos_report
+from benchmarks.chaos import POSTGRES_STACKS, RECOVERY_LIMIT_S, plan, run_scenario
+from benchmarks.cli import CHAOS_STACKS
+from benchmarks.faults import POSTGRES_RESTART, SCENARIOS, STORE_SCENARIOS, Scenario
+from benchmarks.result_stores import STORES
 from benchmarks.stacks import Chunked, select
 from shared.backend import load_chunking_backend
 from shared.tasks import Grid
@@ -46,3 +54,58 @@ def test_scenario_loses_nothing(scenario: Scenario, stack_label: str, tmp_path: 
         assert result.poison_accounted == result.poison_injected
         assert result.poison_without_reason == 0
     assert result.passed
+
+
+@pytest.fixture(scope="module")
+def harness_postgres() -> Iterator[None]:
+    """The harness's own private PostgreSQL (``STORES``): the one ``postgres-restart`` restarts."""
+    with STORES.session():
+        if problem := STORES.problem("postgres"):
+            pytest.skip(problem)
+        yield
+
+
+@pytest.mark.usefixtures("harness_postgres")
+@pytest.mark.parametrize("stack_label", ["dramatiq task-postgres", "rq task-postgres"])
+@pytest.mark.parametrize("scenario", STORE_SCENARIOS, ids=[s.name for s in STORE_SCENARIOS])
+def test_postgres_store_scenario_stores_every_key_once(
+    scenario: Scenario, stack_label: str, tmp_path: Path
+) -> None:
+    (stack,) = select([stack_label])
+    result = run_scenario(scenario, stack, GRID, tmp_path)
+    logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(tmp_path.glob("*.log")))
+    assert not result.skipped, result.skipped
+    assert 0 < result.stored_at_fault < GRID.size, "the fault struck before or after the run"
+    assert result.lost == 0, logs
+    assert result.wrong == 0
+    assert result.stored == GRID.size and result.doubled == 0  # every key stored, once
+    assert result.recovery_s is not None
+    assert result.workers_alive, logs
+    assert result.required  # judged as our paths are, against the 30 s bar, in ``make chaos``
+
+
+def test_postgres_rows_are_added_to_the_chaos_plan() -> None:
+    runs = [(s.name, st.label) for s, st in plan((), (), CHAOS_STACKS)]
+    classic = [(s.name, st.label) for s in SCENARIOS for st in select(CHAOS_STACKS)]
+    assert [r for r in runs if r[1] not in POSTGRES_STACKS] == classic  # unchanged, in order
+    store_rows = [r for r in runs if r[1] in POSTGRES_STACKS]
+    assert sorted(store_rows) == sorted((s.name, label) for s in STORE_SCENARIOS for label in POSTGRES_STACKS)
+    narrowed = plan(["postgres-restart"], ["dramatiq task-postgres", "dramatiq ours"], CHAOS_STACKS)
+    assert [(s.name, st.label) for s, st in narrowed] == [("postgres-restart", "dramatiq task-postgres")]
+    only_stack = plan((), ["rq task-postgres"], CHAOS_STACKS)
+    assert [s.name for s, _ in only_stack] == ["kill-result", "postgres-restart"]
+
+
+def test_a_postgres_row_reads_skipped_when_postgres_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(STORES, "problem", lambda kind: "no private PostgreSQL: initdb not found")
+    (stack,) = select(["rq task-postgres"])
+    result = run_scenario(POSTGRES_RESTART, stack, GRID, tmp_path)
+    assert result.skipped == "no private PostgreSQL: initdb not found"
+    assert not result.passed and not result.required  # neither a pass nor a failure of the run
+    doc = {"chaos": [result.as_json()]}
+    assert chaos_report.table(doc)[-1] == (
+        "| postgres-restart | rq task-postgres | - | - | - | - | - | - | - | "
+        "skipped: no private PostgreSQL: initdb not found |"
+    )
