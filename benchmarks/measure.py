@@ -1,7 +1,7 @@
 """One measured run: idle workers, then the clock, submit, wait, verify; plus what the workers cost.
 
 Workers are started and live before the clock starts (``shared.runner.start_workers``); the clock
-stops when the last result is stored (``shared.runner.wait_for_results``).
+stops when the last result is stored (``shared.runner.wait_for_count``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from benchmarks.stored_at import StoredAt
 from benchmarks.task_stacks import stack_environment
 from benchmarks.workloads import Case
 from shared.backend import Backend
-from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_results
+from shared.runner import ProgressCallback, WorkersFailed, start_workers, wait_for_count
 from shared.store import Verification
 from shared.tasks import CPU_COST_ENV
 from shared.workers import WorkerGroup
@@ -297,7 +297,7 @@ def _measure(
             record.submit_rate = case.grid.size / max(time.perf_counter() - started, 1e-9)
         # How often to count results: a store that counts slowly (SQL) asks to be counted less often.
         floor, ceiling = getattr(backend.store, "poll_interval", (0.002, 0.02))
-        wait_for_results(backend, case.grid.size, group, stall_timeout, progress, floor, ceiling)
+        wait_for_count(backend.store.count, case.grid.size, group, stall_timeout, progress, floor, ceiling)
         record.seconds = time.perf_counter() - started
     if stored:
         stored.stop()

@@ -81,19 +81,6 @@ def wait_live(backend: Backend, group: WorkerGroup, since: float, timeout: float
         time.sleep(0.05)
 
 
-def wait_for_results(
-    backend: Backend,
-    expected: int,
-    group: WorkerGroup,
-    stall_timeout: float,
-    progress: ProgressCallback | None = None,
-    interval: float = 0.02,
-    max_interval: float = 0.02,
-) -> None:
-    """``wait_for_count`` on the backend's result store."""
-    wait_for_count(backend.store.count, expected, group, stall_timeout, progress, interval, max_interval)
-
-
 def wait_for_count(
     count: Callable[[], int],
     expected: int,
@@ -155,6 +142,6 @@ def run_grid(
         start_workers(backend, group, compute_workers)
         started = time.perf_counter()
         submit(grid.points())
-        wait_for_results(backend, grid.size, group, stall_timeout, progress)
+        wait_for_count(backend.store.count, grid.size, group, stall_timeout, progress)
         seconds = time.perf_counter() - started
     return RunResult(backend.name, grid, seconds, backend.store.verify(grid))
