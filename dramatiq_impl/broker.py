@@ -29,7 +29,7 @@ from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
 from shared.connection import connect
 from shared.settings import Settings
-from shared.store import ResultStore, ScriptRow
+from shared.store import ScriptRow
 
 if TYPE_CHECKING:
     from shared.results import Row as StoreRow
@@ -100,13 +100,6 @@ class PipelineBroker(RedisBroker):
     def take_outbox(self, redis_message_id: str | None) -> Outbox | None:
         """What was held back for a message; its consumer writes it with (before) its ack."""
         return self.outboxes.pop(redis_message_id, None) if redis_message_id is not None else None
-
-    def defer_result(self, store: ResultStore, x: int, y: int, result: int) -> bool:
-        """From an actor: store the result with its message's ack (same script), True; else False.
-
-        Same writes as ``ResultStore.put`` (HSETNX + HINCRBY), applied atomically with the ack.
-        """
-        return self.defer_rows([store.script_row(x, y, result)])
 
     def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
         """From an actor: have ``rows`` written to ``store`` before its message's ack (with the rows
