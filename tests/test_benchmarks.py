@@ -354,7 +354,8 @@ def test_soak_case_keeps_an_rss_curve_on_its_stack_only(settings: Settings, tmp_
     series = run["rss_series"]
     assert series["roles"] == ["compute", "compute", "result"]
     assert len(series["seconds"]) >= memory.MIN_SAMPLES
-    assert series["seconds"] == sorted(series["seconds"]) and series["seconds"][0] < 0.02
+    # Sampling starts with the run; the bound is generous on purpose: timing is not under test here.
+    assert series["seconds"] == sorted(series["seconds"]) and series["seconds"][0] < 1.0
     assert all(mb > 0 for sample in series["mb"] for mb in sample)
     assert set(run["rss_growth"]) == {"compute", "result"}
     assert run["peak_rss_compute_mb"] > 0 and run["peak_rss_result_mb"] > 0
