@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+from dramatiq.middleware import Middleware
 
 from dramatiq_impl.broker import set_default_broker
 from dramatiq_impl.middleware import ValidateArguments
@@ -31,6 +32,19 @@ BACKEND_NAME = "dramatiq"
 MAX_BACKOFF_MS = 3_600_000
 
 broker = set_default_broker(Settings.from_env())
+
+
+class PrepareStore(Middleware):
+    """A worker that runs ``pipeline.store_results`` opens the result store before it consumes
+    (``shared.pipeline.prepare_worker``)."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        from shared.pipeline import prepare_worker  # declares our builtins: after the broker exists
+
+        prepare_worker(worker.consumer_whitelist)
+
+
+broker.add_middleware(PrepareStore())
 
 
 def actor_options(options: TaskOptions) -> dict[str, Any]:

@@ -105,8 +105,13 @@ class RQDriver:
         return self.template(task, queue, options).write_calls([(list(a), k) for a, k in calls])
 
     def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
-        """RQ runs one job at a time: its rows are committed by the job itself (False)."""
-        return False
+        """On a worker: committed before the job's success is recorded, with the rows of the jobs
+        that follow it at once (``rq_impl.store_batch``), True; else False."""
+        box = outbox.current()
+        if box is None:
+            return False
+        box.stored.append((store, rows))
+        return True
 
     def defer(self, rows: Sequence[ScriptRow]) -> bool:
         box = outbox.current()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from base64 import b64encode
 from typing import Any
@@ -39,9 +40,11 @@ from rq.rate_limit import release_slot
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from rq_impl import outbox, records
+from rq_impl import outbox, records, store_batch
 from rq_impl.alarm import StandingAlarm
+from rq_impl.outbox import Outbox
 from rq_impl.prestart import dequeue_and_start, sweep_holds
+from rq_impl.store_batch import HeldSuccess
 
 #: `rq suspend` is honoured within this many seconds by a worker between two chains of jobs
 #: (RQ checks, with a round trip, between every two jobs; the claim script checks it itself).
@@ -63,6 +66,8 @@ class LeanLifecycle(SimpleWorker):
     _prestarted: Execution | None = None
     #: A job the last success claimed and started, run next by execute_job.
     _held: records.Claim | None = None
+    #: Successes held until their rows are stored with the next jobs' (``rq_impl.store_batch``).
+    _successes: list[HeldSuccess]
     #: This worker's hold list is in its queue's set (``rq_impl.prestart``).
     hold_registered = False
     #: A hold list that keeps ids this long belongs to a dead worker (``prestart.sweep_holds``).
@@ -76,6 +81,7 @@ class LeanLifecycle(SimpleWorker):
                 f"the job scripts write RQ's default key layout {records.KEY_PREFIXES}, not {prefixes}"
             )
         self.scripts = records.Scripts(self.connection)
+        self._successes = []
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         # --max-jobs counts the loop's turns: every job must be one.
@@ -91,18 +97,21 @@ class LeanLifecycle(SimpleWorker):
         return self.heartbeat_grace, self.untimed_job_timeout
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        while True:
-            execution = self.prepare_execution(job)
-            self.perform_job(job, queue, execution)
-            held, self._held = self._held, None
-            if held is None:
-                break
-            # Built after the last job's success is handled: a job hash RQ cannot read stops the
-            # worker as RQ's own fetch does, and never fails the job before it.
-            job, self._prestarted = records.started(self, held.job_id, held.flat, held.ttl, held.stamp)
-            queue = self._queue_named(held.queue_name)
-            self.reorder_queues(reference_queue=queue)
-            job.redis_server_version = self.get_redis_server_version()
+        try:
+            while True:
+                execution = self.prepare_execution(job)
+                self.perform_job(job, queue, execution)
+                held, self._held = self._held, None
+                if held is None:
+                    break
+                # Built after the last job's success is handled: a job hash RQ cannot read stops
+                # the worker as RQ's own fetch does, and never fails the job before it.
+                job, self._prestarted = records.started(self, held.job_id, held.flat, held.ttl, held.stamp)
+                queue = self._queue_named(held.queue_name)
+                self.reorder_queues(reference_queue=queue)
+                job.redis_server_version = self.get_redis_server_version()
+        finally:
+            self._release_held()
         if self.get_state() != WorkerStatus.IDLE:  # the success script already wrote it
             self.set_state(WorkerStatus.IDLE)
 
@@ -156,7 +165,47 @@ class LeanLifecycle(SimpleWorker):
         if box is None:
             super().handle_job_success(job, queue, started_job_registry, execution)
             return
-        dependents, self._held = records.finish(
+        if box.stored or self._successes:
+            if self._hold(job, queue, execution, box):
+                return
+            self._commit_held(box)
+        self._finish(job, queue, execution, box, claim=True)
+
+    def _hold(self, job: Job, queue: Queue, execution: Execution, box: Outbox) -> bool:
+        """Hold this success for the next job's rows, if one is waiting (``rq_impl.store_batch``)."""
+        if not box.stored or len(self._successes) + 1 >= store_batch.MAX_JOBS:
+            return False
+        claim_from = self._claim_from()
+        claimed = records.claim_next(self, claim_from) if claim_from else None
+        if claimed is None:
+            return False
+        self._successes.append(HeldSuccess(job, queue, execution, box))
+        self._held = claimed
+        return True
+
+    def _commit_held(self, box: Outbox | None = None) -> None:
+        """Store the held jobs' rows and ``box``'s, then record the held jobs' successes; if the
+        write fails, the held jobs fail with its error (and the caller's job with it)."""
+        held, self._successes = self._successes, []
+        try:
+            store_batch.commit(held, box)
+        except Exception:
+            exc_info = sys.exc_info()
+            for success in held:
+                self._finalize_failure(success.job, success.queue, success.execution, exc_info)
+            raise
+        for success in held:
+            self._finish(success.job, success.queue, success.execution, success.box, claim=False)
+
+    def _release_held(self) -> None:
+        """Outside a success (a failure, a loop that stops): what is held is written now."""
+        if self._successes:
+            with contextlib.suppress(Exception):  # the held jobs have failed with the error
+                self._commit_held()
+
+    def _finish(self, job: Job, queue: Queue, execution: Execution, box: Outbox, claim: bool) -> None:
+        """Record ``job``'s success with what it held back; with ``claim``, claim the next job."""
+        dependents, claimed = records.finish(
             self,
             job,
             execution,
@@ -164,12 +213,14 @@ class LeanLifecycle(SimpleWorker):
             self._return_value(job),
             box.rows,
             box.commands(),
-            self._claim_from(),
+            self._claim_from() if claim else [],
         )
         self.executions.pop(execution.id, None)
         job._status = JobStatus.FINISHED
-        if self._held is None:
-            self._state = WorkerStatus.IDLE  # written by the script
+        if claim:
+            self._held = claimed
+            if claimed is None:
+                self._state = WorkerStatus.IDLE  # written by the script
         if dependents:
             queue.enqueue_dependents(job)
         release_slot(job)
@@ -196,10 +247,12 @@ class LeanLifecycle(SimpleWorker):
 
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         outbox.close()  # a failed job's outputs are dropped with it
+        self._release_held()
         super().handle_job_failure(job, queue, *args, **kwargs)
 
     def handle_job_retry(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         outbox.close()
+        self._release_held()
         super().handle_job_retry(job, queue, *args, **kwargs)
 
     def clean_registries(self) -> None:

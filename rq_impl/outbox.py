@@ -13,12 +13,14 @@ Only a worker opens an outbox (around each job it performs); anywhere else, a us
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 
+from shared.results import Row, Store
 from shared.store import ScriptRow
 
 #: Commands a Lua script may not call (or that make no sense replayed inside one).
@@ -29,14 +31,17 @@ NOT_REPLAYABLE = frozenset(
 
 
 class Outbox:
-    """One job's held-back writes: results to store, and commands (an enqueue's) to replay."""
+    """One job's held-back writes: results to store in Redis (``rows``, written by the success
+    script) or in another store (``stored``, committed before it: ``rq_impl.store_batch``), and
+    commands (an enqueue's) to replay."""
 
-    __slots__ = ("_connection", "_pipeline", "rows")
+    __slots__ = ("_connection", "_pipeline", "rows", "stored")
 
     def __init__(self, connection: Redis) -> None:
         self._connection = connection
         self._pipeline: Pipeline | None = None
         self.rows: list[ScriptRow] = []
+        self.stored: list[tuple[Store, Sequence[Row]]] = []
 
     @property
     def pipeline(self) -> Pipeline:

@@ -200,6 +200,18 @@ return {dependents}
 )
 
 
+#: ARGV: worker key, worker name, now (s), then ``claim``'s. Claims and starts the next job of the
+#: queues without finishing one (``rq_impl.store_batch``: a success held until its rows are
+#: stored); nothing while ``rq suspend`` is in force.
+CLAIM_NEXT = (
+    _START_FUNCTION
+    + """
+if redis.call('EXISTS', 'rq:suspended') == 1 then return nil end
+return claim(4)
+"""
+)
+
+
 @dataclass(frozen=True)
 class Stamp:
     """What a start records that Python chooses: the execution id and the time."""
@@ -227,7 +239,7 @@ class Claim:
 
 
 class Scripts:
-    """The two scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
+    """The scripts (EVALSHA, loaded again after a Redis restart emptied the script cache), on
     a connection of the worker's pool kept for them and called through ``shared.direct``: one call
     per job then skips redis-py's pool checkout, stale-connection poll, release and per-command
     machinery (together ~40 % of a hop's Python in the latency run; see docs/performance.md)."""
@@ -238,12 +250,16 @@ class Scripts:
         )
         self._claim = self.client.register_script(CLAIM)
         self._finish = self.client.register_script(FINISH)
+        self._claim_next = self.client.register_script(CLAIM_NEXT)
 
     def claim(self, args: Sequence[Any], first: Sequence[Any] | None) -> tuple[Any, Any]:
         return call_script_after(self.client, first, self._claim, (), args)
 
     def finish(self, args: Sequence[Any]) -> Any:
         return call_script(self.client, self._finish, (), args)
+
+    def claim_next(self, args: Sequence[Any]) -> Any:
+        return call_script(self.client, self._claim_next, (), args)
 
 
 def worker_args(worker: LeanLifecycle) -> tuple[Any, ...]:
@@ -324,6 +340,14 @@ def finish(
     args.extend(claiming)
     reply = worker.scripts.finish(args)
     return bool(reply[0]), parse_claim(reply[1:], stamp)
+
+
+def claim_next(worker: LeanLifecycle, queue_names: list[str]) -> Claim | None:
+    """Claim and start the next job of ``queue_names`` if one is waiting (never blocks)."""
+    claiming, stamp = claim_args(worker, queue_names)
+    if stamp is None:
+        return None
+    return parse_claim(worker.scripts.claim_next([*worker_args(worker), *claiming]), stamp)
 
 
 def restamp(worker: LeanLifecycle, job: Job, execution: Execution, ttl: int) -> None:

@@ -50,7 +50,7 @@ from rq.worker import WorkerStatus
 from rq_impl.driver import declared_task
 from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
-from shared.pipeline import import_tasks
+from shared.pipeline import import_tasks, prepare_worker
 
 MAINTENANCE_SECONDS = 5
 HEARTBEAT_GRACE = 5
@@ -95,6 +95,7 @@ class PipelineWorker(LeanLifecycle):
         if kwargs.get("job_class") in (None, DEFAULT_JOB_CLASS, Job):
             kwargs["job_class"] = PipelineJob
         super().__init__(*args, **kwargs)
+        prepare_worker(self.queue_names())  # a result worker opens its store before its first job
 
     @property
     def dequeue_timeout(self) -> int:

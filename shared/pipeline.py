@@ -318,6 +318,14 @@ def results(url: str | None = None) -> Results:
     return open_results(url)
 
 
+def prepare_worker(queues: Iterable[str] | None) -> None:
+    """A worker about to serve ``queues`` (None: every queue): if it stores results, open the
+    store now, so the first result waits for no import or connection (and a bad
+    ``PIPELINE_RESULTS_URL`` stops the worker at start, not at its first message)."""
+    if queues is None or store_results.queue in set(queues):
+        results().store.prepare()
+
+
 @builtin("pipeline.store_results", fallback="result", retries=3, timeout=STORE_TIMEOUT)
 def store_results(task: str, rows: list[tuple[str, Any]]) -> None:
     """Store a task's (key, value) rows once each: with the ack's script on a Redis store that is

@@ -60,6 +60,10 @@ class Store(Protocol):
     def clear(self, task: str) -> None:
         """Forget every result of ``task`` (what a run stored for itself)."""
 
+    def prepare(self) -> None:
+        """Get ready to write (connect, create what is missing) before the first result arrives;
+        one attempt: a store that is down now is retried by the first write."""
+
 
 class RedisStore:
     """Results in two hashes per task; writes can join a worker's ack script (``script_rows``)."""
@@ -105,6 +109,18 @@ class RedisStore:
 
     def clear(self, task: str) -> None:
         self.client.delete(self.results_key(task), self.deliveries_key(task))
+
+    def prepare(self) -> None:
+        """Nothing to do: the worker's own Redis client is connected already."""
+
+
+def by_store(writes: Iterable[tuple[Store, Sequence[Row]]]) -> list[tuple[Store, list[Row]]]:
+    """Held-back writes grouped per store, in order: one ``put_many`` (a SQL store: one
+    statement) for the rows of many messages."""
+    grouped: dict[int, tuple[Store, list[Row]]] = {}
+    for store, rows in writes:
+        grouped.setdefault(id(store), (store, []))[1].extend(rows)
+    return list(grouped.values())
 
 
 def results_url(settings: Settings | None = None) -> str:

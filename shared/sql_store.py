@@ -237,6 +237,19 @@ class SqlStore:
 
         self._retrying(delete)
 
+    def prepare(self) -> None:
+        """Connect and create the table now, not inside the first message (with SQLAlchemy's
+        import, ~0.5 s of a fresh worker); a database that is down is logged, and the first
+        write retries as it always does."""
+        try:
+            self._create_table()
+            self.writer.connect().close()  # a pooled connection for the first write
+        except exc.DBAPIError as error:
+            reason = _scrub(str(error.orig or error).splitlines()[0], self._url)
+            logger.warning(
+                "Results store %s unreachable at start (%s); the first write retries", self.url, reason
+            )
+
     def close(self) -> None:
         """Close every pooled connection (a test, or a worker on its way out)."""
         self.engine.dispose()

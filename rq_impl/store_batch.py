@@ -1,0 +1,51 @@
+"""Results for a store other than Redis, committed for a run of jobs in one write.
+
+A ``pipeline.store_results`` job whose store is not the broker's Redis (a SQL database) holds
+its rows in its outbox (``RQDriver.defer_store``); they are committed before the job's success
+is recorded. One job at a time, that is a statement and a commit per result. Instead, a success
+whose worker would claim its next job anyway, and finds one waiting, is held: the worker claims
+and runs that job at once (``records.claim_next``). When no job is waiting, the next job stores
+nothing, or ``MAX_JOBS`` successes are held, the rows of every held job go to their store in one
+``put_many`` (one statement), then each job's success is recorded. Nothing waits for a batch to
+fill: under light load every job commits on its own, as before.
+
+A worker that dies while it holds successes leaves those jobs started, never finished:
+abandoned-job detection runs them again, and the store counts the second delivery without
+storing twice (as for a death between a commit and its success). If the write fails, every held
+job fails with its error, and RQ's retry rule decides, job by job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+
+from rq_impl.outbox import Outbox
+from shared.results import by_store
+
+#: At most this many successes are held for one write.
+MAX_JOBS = 200
+
+
+@dataclass(frozen=True)
+class HeldSuccess:
+    """A job that returned, its success recorded once its rows are stored."""
+
+    job: Job
+    queue: Queue
+    execution: Execution
+    box: Outbox
+
+
+def commit(held: Sequence[HeldSuccess], last: Outbox | None = None) -> None:
+    """Store the rows of ``held`` and of ``last`` (the job finishing now): one ``put_many`` per
+    store, which retries for its own budget and raises after it."""
+    writes = [write for success in held for write in success.box.stored]
+    if last is not None:
+        writes.extend(last.stored)
+    for store, rows in by_store(writes):
+        store.put_many(rows)
