@@ -24,6 +24,7 @@ from benchmarks.stacks import STACKS, Stack, select
 from benchmarks.summary import summarize
 from benchmarks.workloads import (
     CHUNKED_SOAK_STACKS,
+    CHUNKED_SQL_STACKS,
     PROFILES,
     SOAK_STACKS,
     TASK_STACKS,
@@ -401,17 +402,19 @@ def test_lost_result_is_failed_and_unreachable_broker_is_skipped(settings: Setti
 # --- the declared-task stacks: results in Redis, SQLite, PostgreSQL ---------------------------------
 
 
-def test_task_stacks_run_the_grid_once_in_quick_and_no_latency_on_sql() -> None:
+def test_task_stacks_run_the_grid_and_chunked_sql_25k_in_quick_and_no_latency_on_sql() -> None:
     labels = {s.label: s for s in STACKS}
     assert set(TASK_STACKS) <= set(labels)
     assert not any(labels[label].sliceable for label in TASK_STACKS)  # always the whole grid
     quick = PROFILES["quick"]
     for label, stack in labels.items():
         ran = [(c.workload, c.repeats) for c in quick.cases if runs_on(c, stack)]
-        if label in TASK_STACKS:
-            assert ran == [("grid", 1)], label
+        if label in CHUNKED_SQL_STACKS:
+            assert ran == [("grid", None), ("grid-large", 1)], label
+        elif label in TASK_STACKS:
+            assert ran == [("grid", None)], label  # 3 repetitions: the SQL ratio is paired by them
         else:
-            assert ("grid", None) in ran and ("grid", 1) not in ran, label
+            assert ("grid", None) in ran and "grid-large" not in [w for w, _ in ran], label
     latency = next(c for c in PROFILES["full"].cases if c.workload == "latency")
     assert runs_on(latency, labels["rq task-redis"])
     assert not runs_on(latency, labels["rq task-postgres"]) and not runs_on(latency, labels["rq task-sqlite"])
@@ -456,7 +459,7 @@ def test_sql_store_targets_from_a_results_record() -> None:
     assert got[(ratio, "dramatiq task-postgres")] == ("85%", True)  # median of 90 %, 70 %, 85 %
     assert got[(ratio, "rq task-postgres")] == ("79%", False)
     assert got[(chunked, "dramatiq task-postgres-chunked")] == ("12,345/s", True)
-    assert got[(chunked, "rq task-postgres-chunked")] == ("-", None)  # a quick run: not measured
+    assert got[(chunked, "rq task-postgres-chunked")] == ("-", None)  # no 25,000-call run: not measured
     assert len(got) == len(targets.evaluate(doc))  # one row per target and stack, none twice
     slow = {**doc, "summary": [{**large, "throughput_median": 9_999.0}]}
     missed = {(c.target, c.stack): (c.measured, c.met) for c in targets.evaluate(slow)}
