@@ -10,6 +10,8 @@ abandoned-job recovery and our ops commands read what they always read:
 - a job's success is one script call (``records.finish``) that also writes what the job held
   back while it ran (``rq_impl.outbox``: its stored result, or the writes of the job it
   enqueued) and claims and starts the next job of the worker's queues;
+- a job whose rows go to a store other than Redis (SQL) has its success held while the next
+  job is already waiting, so a backlog is committed in one statement (``rq_impl.store_batch``);
 - ``execute_job`` then runs that job at once, and so on while jobs keep coming: a started job is
   never held across the work loop's stop, suspension and maintenance checks, because the claim
   is skipped when one of them is due (a stop requested, maintenance due, ``--max-jobs`` set;
