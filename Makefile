@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-demo: install  ## run the seed's 50x50 grid on Dramatiq, then on RQ
+demo: install  ## the seed's 50x50 grid on Dramatiq, then on RQ, on a private redis-server (REDIS_URL: a shared one, guarded)
 	$(BIN)/redis-pipeline run --backend both
 
 .PHONY: hosts

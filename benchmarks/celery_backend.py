@@ -13,13 +13,13 @@ Profiles differ only in the worker command line:
 
 from __future__ import annotations
 
+import atexit
 import uuid
 from collections.abc import Iterable, Sequence
 
 from kombu import Connection
 
 from benchmarks import celery_app
-from benchmarks.celeryconfig import task_queues
 from shared.commands import stock_cli
 from shared.connection import connect
 from shared.settings import Settings
@@ -49,6 +49,9 @@ class CeleryBackend:
         self.extra_args = PROFILES[profile]
         self.app = celery_app.app
         self.store = ResultStore(connect(settings), self.name)
+        if not _cleanup_registered:
+            atexit.register(delete_own_queues)
+            _cleanup_registered.append(True)
 
     def submit(self, x: int, y: int) -> None:
         celery_app.compute.delay(*validate_point(x, y))
@@ -64,10 +67,13 @@ class CeleryBackend:
     def queue_depths(self) -> dict[str, int]:
         with self.app.connection_for_write() as conn:
             channel = conn.default_channel
-            return {q.name: int(q.bind(channel).queue_declare()[1]) for q in task_queues}
+            return {
+                q.name.removeprefix(celery_app.PREFIX): int(q.bind(channel).queue_declare()[1])
+                for q in self.app.conf.task_queues
+            }
 
     def purge(self) -> None:
-        self.app.control.purge()
+        self.app.control.purge()  # the app's queues: this run's own (celery_app.PREFIX)
         self.store.client.delete(celery_app.READY_KEY)  # readiness of earlier runs' workers
 
     def worker_command(self, queues: Sequence[str]) -> list[str]:
@@ -79,7 +85,7 @@ class CeleryBackend:
             "benchmarks.celery_app",
             "worker",
             "-Q",
-            ",".join(queues),
+            ",".join(celery_app.own(q) for q in queues),
             "-n",
             node,
             "--loglevel",
@@ -89,6 +95,23 @@ class CeleryBackend:
 
     def live_workers(self, since: float) -> int:
         return int(self.store.client.zcount(celery_app.READY_KEY, since, "+inf"))
+
+
+#: Whether this process deletes its queues and exchange at exit (once, whatever the backends).
+_cleanup_registered: list[bool] = []
+
+
+def delete_own_queues() -> None:
+    """Delete this run's queues (and so its auto-delete exchange) from the broker; a broker that
+    is gone by now is left to expire them (``celery_app.QUEUE_EXPIRES_MS``)."""
+    try:
+        with Connection(str(celery_app.app.conf.broker_url), connect_timeout=3) as conn:
+            channel = conn.default_channel
+            for queue in celery_app.app.conf.task_queues:
+                queue.bind(channel).delete()
+            celery_app.exchange.bind(channel).delete()
+    except Exception:  # at exit, with the broker unreachable: nothing else to do
+        pass
 
 
 def broker_problem(url: str | None = None, timeout: float = 3.0) -> str | None:

@@ -17,8 +17,10 @@ from benchmarks import machine, output, report, schema
 from benchmarks.harness import Harness
 from benchmarks.stacks import STACKS, select
 from benchmarks.workloads import PROFILES
+from shared.backend import BACKENDS, load_backend
 from shared.connection import ping
 from shared.embedded import private_redis
+from shared.ownership import findings, refusal
 from shared.settings import Settings
 from shared.tasks import Grid
 
@@ -35,6 +37,11 @@ def bench_redis() -> Iterator[Settings]:
     if os.environ.get("REDIS_URL"):
         settings = Settings.from_env()
         ping(settings)
+        # Its runs purge the pipeline's queues and results: refuse where they hold anything.
+        found = [f for name in BACKENDS for f in findings(load_backend(name, settings))]
+        if found:
+            remedy = "empty them (redis-pipeline purge) or unset REDIS_URL for a private server"
+            raise click.ClickException(refusal(found, remedy))
         yield settings
         return
     with private_redis() as server:

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Sequence
 
 from dramatiq_impl import ops, tasks
 from dramatiq_impl.broker import build_broker
+from dramatiq_impl.dead import dead as dead_messages
 from shared import seed
 from shared.chunks import chunked
 from shared.commands import stock_cli
+from shared.dead import DeadMessage
 from shared.routing import active_table
 from shared.settings import Settings
 from shared.store import ResultStore
@@ -69,6 +71,9 @@ class DramatiqBackend:
 
     def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
         return ops.purge(self, queues, dead)
+
+    def dead(self, queues: Sequence[str] | None = None, limit: int | None = None) -> list[DeadMessage]:
+        return dead_messages(self, queues, limit)
 
 
 def create(settings: Settings) -> DramatiqBackend:

@@ -15,18 +15,23 @@ does: the consumer forgets a message id (``on_written``) only once its ack is in
 orphan check never requeues a message whose ack is on its way; a nack waits for its message's sends
 (``wait``); a warm shutdown waits for every pending item (``flush``) before it gives back what is
 left in the ack sets. A flush that fails is retried until it succeeds (after redis-py's own
-retries), as Dramatiq retries a failed ack: nothing handed over is dropped.
+retries), as Dramatiq retries a failed ack: nothing handed over is dropped. Except on a stop
+(``shared.stopping``): then a flush that fails is abandoned, its waiters released, and its
+messages stay unacked in this worker's ack set in Redis, for the dead-worker recovery to deliver
+again (their results and sends are written by that delivery), so a worker stops in time whatever
+Redis does.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared import stopping
 from shared.direct import call_script
+from shared.results import by_store
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 if TYPE_CHECKING:
@@ -95,6 +100,21 @@ RETRY_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
 
+
+class FlushAbandoned(Exception):
+    """A flush that failed while the worker stops: not retried (``shared.stopping``)."""
+
+
+def _retry_or_abandon(what: str) -> None:
+    """After a failed write: wait ``RETRY_SECONDS`` (less if a stop comes meanwhile) and let the
+    caller retry; raise FlushAbandoned instead if the worker is stopping."""
+    if stopping.requested():
+        logger.warning("%s failed while stopping: left for redelivery.", what)
+        raise FlushAbandoned(what)
+    logger.exception("%s failed; retrying in %s s.", what, RETRY_SECONDS)
+    stopping.wait(RETRY_SECONDS)
+
+
 #: (queue name, redis message id, encoded message)
 Enqueue = tuple[str, str, bytes]
 #: One result to store, as ``ResultStore.script_row`` gives it.
@@ -107,23 +127,13 @@ def _store_elsewhere(boxes: list[Outbox]) -> None:
     """Write the boxes' rows for stores other than the broker's Redis: one ``put_many`` per store
     for the whole batch (a SQL store: one statement), retried until it goes through; a box's rows
     are dropped once written, so a retried ack never writes them twice."""
-    by_store: dict[int, tuple[Store, list[StoreRow]]] = {}
-    for box in boxes:
-        for store, rows in box.stored:
-            by_store.setdefault(id(store), (store, []))[1].extend(rows)
-    for store, rows in by_store.values():
+    for store, rows in by_store([write for box in boxes for write in box.stored]):
         while True:
             try:
                 store.put_many(rows)
                 break
             except Exception:  # the store has retried for its own budget already
-                logger.exception(
-                    "Storing %d result(s) in %s failed; retrying in %s s.",
-                    len(rows),
-                    store.url,
-                    RETRY_SECONDS,
-                )
-                time.sleep(RETRY_SECONDS)
+                _retry_or_abandon(f"Storing {len(rows)} result(s) in {store.url}")
     for box in boxes:
         box.stored.clear()
 
@@ -206,6 +216,11 @@ class GroupCommit:
                     return
             try:
                 self._write(batch)
+            except FlushAbandoned:  # stopping: the acks stay in Redis; release whoever waits
+                for t in batch:
+                    if t.written is not None:
+                        t.written.set()
+                continue
             except BaseException:  # not a Redis error (those are retried): a thread being stopped
                 with self._lock:
                     self._pending[:0] = batch  # the next commit's flusher writes them
@@ -240,8 +255,5 @@ class GroupCommit:
                     self._client = self._new_client()
                 call_script(self._client, self.script, [self.namespace], args)
                 return
-            except Exception:  # redis-py has retried for RECONNECT_SECONDS already
-                logger.exception(
-                    "Group commit of %d message(s) failed; retrying in %s s.", len(batch), RETRY_SECONDS
-                )
-                time.sleep(RETRY_SECONDS)
+            except Exception:  # redis-py has retried for its budget already
+                _retry_or_abandon(f"Group commit of {len(batch)} message(s)")

@@ -26,12 +26,14 @@ import time
 from functools import partial
 from typing import Any
 
+import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from dramatiq_impl.middleware import record_dead_letter_reason
+from shared import stopping
 from shared.direct import call_script
 
 RECONCILE_SECONDS = 5.0
@@ -178,13 +180,25 @@ class PipelineConsumer(_RedisConsumer):
             self.broker.group_commit.commit(outbox, [], wait=True)
         try:
             super().nack(message)
+        except ConnectionClosed:
+            if not stopping.requested():
+                raise  # Dramatiq retries it
+            # Stopping: left in the ack set, delivered again (and dead-lettered again) later.
+            self.logger.warning("Could not dead-letter %s while stopping: left for redelivery.", redis_id)
         finally:
             self._release(message)
         self.held.discard(redis_id)
 
     def requeue(self, messages: Any) -> None:
         messages = list(messages)
-        super().requeue(messages)
+        try:
+            super().requeue(messages)
+        except redis.RedisError:
+            if not stopping.requested():
+                raise
+            # Stopping (Worker.stop gives back what it prefetched): left in the ack set instead.
+            self.logger.warning("Could not give back %d message(s) while stopping.", len(messages))
+            return
         for message in messages:
             self.held.discard(message.options.get("redis_message_id"))
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from shared import stopping
 from shared.tasks import InvalidArguments
+
+logger = logging.getLogger(__name__)
 
 
 def dead_letter_reasons_key(namespace: str, queue_name: str) -> str:
@@ -129,13 +134,31 @@ class RequeueOnShutdown(Middleware):
     and not yet handed over; they would wait in this process's ack set until its heartbeat
     expires. Once the worker has stopped, every message it processed is acked or dead-lettered,
     so whatever is left in its ack sets was never run.
+
+    It also starts the stop budget (``shared.stopping``): from the stop request on, Redis has
+    ``STOP_RETRY_SECONDS`` to answer; if it does not, what this worker could not ack or give back
+    stays in its ack sets, redelivered once its heartbeat is ``heartbeat_timeout`` old.
     """
 
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        stopping.begin()
+
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
-        if (group_commit := getattr(broker, "group_commit", None)) is not None:
-            group_commit.flush()  # acks still on their way are not messages to give back
-        for queue_name in worker.consumers:
-            acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{queue_name}"
-            ids = [i.decode() for i in broker.client.smembers(acks)]
-            if ids:
-                broker.do_requeue(queue_name, *ids)
+        try:
+            if (group_commit := getattr(broker, "group_commit", None)) is not None:
+                group_commit.flush()  # acks still on their way are not messages to give back
+            for queue_name in worker.consumers:
+                acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{queue_name}"
+                ids = [i.decode() for i in broker.client.smembers(acks)]
+                if ids:
+                    broker.do_requeue(queue_name, *ids)
+        except redis.RedisError as exc:
+            seconds = getattr(broker, "heartbeat_timeout", 0) / 1000
+            logger.warning(
+                "Could not give back unfinished messages (%s): they stay in this worker's ack sets "
+                "and are delivered again once its heartbeat is %g s old.",
+                exc,
+                seconds,
+            )
+        finally:
+            stopping.reset()  # stopped: the process's other clients retry as before

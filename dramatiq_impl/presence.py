@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
@@ -66,8 +67,11 @@ class WorkerPresence(Middleware):
         if self._thread is None or not isinstance(broker, RedisBroker):
             return
         self._thread.join(self.interval)
-        broker.client.delete(info_key(broker.namespace, broker.broker_id))
-        broker.client.zrem(index_key(broker.namespace), broker.broker_id)
+        try:
+            broker.client.delete(info_key(broker.namespace, broker.broker_id))
+            broker.client.zrem(index_key(broker.namespace), broker.broker_id)
+        except redis.RedisError:  # Redis away at the stop: the entry expires by itself (TTL)
+            logger.warning("Could not remove this worker's presence entry; it expires in %g s.", self.ttl)
 
     def _run(self, broker: RedisBroker, info: dict[str, Any]) -> None:
         while not self._stop.wait(self.interval):

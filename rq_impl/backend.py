@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from rq import Worker
 
 from rq_impl import ops, tasks
+from rq_impl.dead import dead as dead_messages
 from rq_impl.job_template import JobTemplate
 from shared import seed
 from shared.chunks import chunked
 from shared.commands import stock_cli
 from shared.connection import connect
+from shared.dead import DeadMessage
 from shared.routing import COMPUTE_TASK, active_table
 from shared.settings import Settings
 from shared.store import ResultStore
@@ -90,6 +92,9 @@ class RQBackend:
 
     def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
         return ops.purge(self, queues, dead)
+
+    def dead(self, queues: Sequence[str] | None = None, limit: int | None = None) -> list[DeadMessage]:
+        return dead_messages(self, queues, limit)
 
 
 def create(settings: Settings) -> RQBackend:

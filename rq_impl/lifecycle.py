@@ -47,6 +47,7 @@ from rq_impl.alarm import StandingAlarm
 from rq_impl.outbox import Outbox
 from rq_impl.prestart import dequeue_and_start, sweep_holds
 from rq_impl.store_batch import HeldSuccess
+from shared import stopping
 
 #: `rq suspend` is honoured within this many seconds by a worker between two chains of jobs
 #: (RQ checks, with a round trip, between every two jobs; the claim script checks it itself).
@@ -322,7 +323,7 @@ class LeanLifecycle(SimpleWorker):
                     err,
                     connection_wait_time,
                 )
-                time.sleep(connection_wait_time)
+                stopping.wait(connection_wait_time)  # a stop ends the wait (shared.stopping)
                 # A start that failed half-way left this worker "busy": a busy worker ignores a
                 # stop request until its job ends, and there is no job.
                 with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):

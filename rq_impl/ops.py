@@ -14,6 +14,7 @@ from rq import Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.serializers import JSONSerializer
 
+from rq_impl.dead import serializer_hints
 from shared.ops import QueueStatus, Status, WorkerStatus
 
 if TYPE_CHECKING:
@@ -49,7 +50,16 @@ def status(backend: RQBackend) -> Status:
         )
         for w in Worker.all(connection=backend.connection, serializer=JSONSerializer)
     ]
-    return Status(backend.name, backend.settings.redacted_url, queues, workers, backend.store.count())
+    wrong, hints = serializer_hints(backend, {q.name: q.dead for q in queues})
+    return Status(
+        backend.name,
+        backend.settings.redacted_url,
+        queues,
+        workers,
+        backend.store.count(),
+        wrong_serializer=wrong,
+        hints=hints,
+    )
 
 
 def requeue(backend: RQBackend, ids: Sequence[str] | None = None) -> list[str]:

@@ -21,7 +21,10 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   for a minute or more; this worker only flags the stop while idle, and waits on the queue with
   a ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
 - runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into
-  Redis by someone else cannot name ``os.system``.
+  Redis by someone else cannot name ``os.system``;
+- stops in time whatever Redis does: a stop starts the stop budget (``shared.stopping``), after
+  which Redis commands fail instead of retrying, and a job it could not record stays in the
+  started registry / hold list, recovered as abandoned by the next worker.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from rq.worker import WorkerStatus
 from rq_impl.driver import declared_task
 from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
+from shared import stopping
 from shared.pipeline import import_tasks, prepare_worker
 
 MAINTENANCE_SECONDS = 5
@@ -102,6 +106,7 @@ class PipelineWorker(LeanLifecycle):
         return DEQUEUE_SECONDS
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        stopping.begin()
         if self.get_state() == WorkerStatus.BUSY:
             super().request_stop(signum, frame)  # finishes the job, then stops
             return
@@ -110,6 +115,28 @@ class PipelineWorker(LeanLifecycle):
         signal.signal(signal.SIGTERM, self.request_force_stop)
         self.handle_warm_shutdown_request()
         self._stop_requested = True
+
+    def set_shutdown_requested_date(self) -> None:
+        # Informational, and written from the signal handler: Redis being away must not stop the stop.
+        try:
+            super().set_shutdown_requested_date()
+        except redis.RedisError as exc:
+            self.log.warning("Worker %s: could not record the stop request: %s", self.name, exc)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except redis.RedisError as exc:
+            if not stopping.requested():
+                raise
+            self.log.warning(
+                "Worker %s: Redis unreachable at exit (%s); its registration expires by itself and "
+                "a job it held is recovered as abandoned.",
+                self.name,
+                exc,
+            )
+        finally:
+            stopping.reset()  # stopped: the process's other clients retry as before
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         # Called before every dequeue: the one point where an idle worker holds no job.

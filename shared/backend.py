@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from shared.dead import DeadMessage
+from shared.errors import ConfigError, config_error
 from shared.ops import Status
 from shared.settings import Settings
 from shared.store import ResultStore, ScriptRow
@@ -40,7 +42,7 @@ TASKS_ENV = "PIPELINE_TASKS"
 DEFAULT_BACKEND = "dramatiq"
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(ConfigError):
     """A backend name no adapter provides."""
 
 
@@ -48,7 +50,8 @@ def configured_backend() -> str:
     """``PIPELINE_BACKEND`` (default dramatiq); raise naming the choices if it is unknown."""
     name = os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
     if name not in DRIVERS:
-        raise UnknownBackend(f"{BACKEND_ENV}={name!r} is not a backend; choose from {', '.join(DRIVERS)}")
+        choices = ", ".join(DRIVERS)
+        raise config_error(f"{BACKEND_ENV}={name!r} is not a backend; choose from {choices}", UnknownBackend)
     return name
 
 
@@ -138,8 +141,8 @@ class ChunkingBackend(Backend, Protocol):
 
 @runtime_checkable
 class OpsBackend(Backend, Protocol):
-    """A backend the ops commands (``status``, ``requeue``, ``purge``) can drive: both adapters.
-    Separate from ``Backend`` so the benchmark baselines need not implement it."""
+    """A backend the ops commands (``status``, ``dead``, ``requeue``, ``purge``) can drive: both
+    adapters. Separate from ``Backend`` so the benchmark baselines need not implement it."""
 
     def status(self) -> Status:
         """Per queue depth / in flight / dead / delayed, the live workers, results stored."""
@@ -150,6 +153,10 @@ class OpsBackend(Backend, Protocol):
     def purge_queues(self, queues: Sequence[str] | None = None, dead: bool = False) -> dict[str, int]:
         """Drop waiting and delayed messages of ``queues`` (all if None), and with ``dead`` the
         dead-letter / failed ones too; never what workers hold. Returns dropped per queue."""
+
+    def dead(self, queues: Sequence[str] | None = None, limit: int | None = None) -> list[DeadMessage]:
+        """Dead-lettered / failed messages of ``queues`` (all if None), newest first, at most
+        ``limit`` per queue (all if None); their ids are the ones ``requeue`` takes."""
 
 
 @runtime_checkable

@@ -14,7 +14,6 @@ import click
 import redis
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared.backend import (
     BACKEND_ENV,
@@ -30,11 +29,16 @@ from shared.backend import (
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
+from shared.errors import ConfigError
+from shared.long_run import Leftovers, confirm_size, watched_run
 from shared.ops import Status, render_all, to_json, with_unserved_routes
+from shared.ops_cli import dead as dead_command
+from shared.ownership import findings, refusal
+from shared.preflight import check_environment
 from shared.results import StoreError
 from shared.routing import active_table
-from shared.runner import ProgressCallback, RunRefused, RunResult, WorkersFailed, run_grid
-from shared.settings import DEFAULT_REDIS_URL, Settings
+from shared.runner import RunRefused, RunResult, WorkersFailed, run_grid
+from shared.settings import Settings
 from shared.tasks import Grid
 
 stderr = Console(stderr=True)
@@ -42,21 +46,21 @@ stderr = Console(stderr=True)
 
 @contextmanager
 def redis_settings() -> Iterator[Settings]:
-    """``REDIS_URL`` if set; else the local default if it answers; else a private redis-server."""
+    """``REDIS_URL`` if set (shared: ``shared.ownership`` guards what is not ours); else a private
+    redis-server, never whatever answers on 6379. Says which, as the run's first line."""
     if os.environ.get("REDIS_URL"):
         settings = Settings.from_env()
         ping(settings)
+        stderr.print(
+            f"Redis: {settings.redacted_url} (shared, from REDIS_URL)", highlight=False, soft_wrap=True
+        )
         yield settings
         return
-    try:
-        ping(Settings(DEFAULT_REDIS_URL), timeout=0.5)
-        yield Settings(DEFAULT_REDIS_URL)
-        return
-    except RedisUnavailable:
-        pass
     with private_redis() as server:
         stderr.print(
-            f"[dim]No Redis on {DEFAULT_REDIS_URL}: started a private redis-server on {server.url}[/]"
+            f"Redis: private redis-server at {server.url} (started for this run, removed after)",
+            highlight=False,
+            soft_wrap=True,
         )
         os.environ["REDIS_URL"] = server.url
         try:
@@ -65,28 +69,38 @@ def redis_settings() -> Iterator[Settings]:
             del os.environ["REDIS_URL"]
 
 
-@contextmanager
-def progress_bar(name: str, total: int) -> Iterator[ProgressCallback]:
-    """A transient bar on stderr; yields the callback that moves it."""
-    with Progress(
-        TextColumn(f"{name:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(name, total=total)
-        yield lambda done, _total: bar.update(task, completed=done)
+def refuse_foreign(names: list[str], settings: Settings, purge: bool) -> None:
+    """Before any backend runs: refuse, one line per finding, if a run would empty what is not
+    its own (``shared.ownership``), unless ``purge``."""
+    found = [f for name in names for f in findings(load_backend(name, settings))]
+    if found and not purge:
+        raise RunRefused(refusal(found))
 
 
 def run_one(
-    name: str, settings: Settings, grid: Grid, compute_workers: int, log_dir: Path, chunk_size: int | None
+    name: str,
+    settings: Settings,
+    grid: Grid,
+    compute_workers: int,
+    log_dir: Path,
+    chunk_size: int | None,
+    purge: bool = False,
+    keep: bool = False,
+    shared: bool = True,
 ) -> RunResult:
     backend = load_backend(name, settings)
-    with progress_bar(name, grid.size) as update:
+    # Bars for the submission and the results; Ctrl-C: what is left and how to finish it, exit 130.
+    with watched_run(stderr, Leftovers(name, settings, shared), grid.size, grid.size) as bars:
         return run_grid(
-            backend, grid, compute_workers, log_dir=log_dir / name, progress=update, chunk_size=chunk_size
+            backend,
+            grid,
+            compute_workers,
+            log_dir=log_dir / name,
+            progress=bars.on_stored,
+            chunk_size=chunk_size,
+            purge=purge,
+            keep=keep,
+            submitted=bars.on_submit,
         )
 
 
@@ -96,6 +110,8 @@ def main() -> None:
     # Task and celeryconfig modules are found from here, as the dramatiq and rq CLIs find them.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if "--help" not in sys.argv[1:]:  # help works whatever the settings
+        check_environment()  # a bad setting: one line and exit 2 before anything starts
 
 
 @main.command()
@@ -132,6 +148,11 @@ def main() -> None:
     "--check", "check_spec", metavar="MODULE:FUNCTION", help="With --task: check(value, *args) -> bool."
 )
 @click.option("--replace", is_flag=True, help="With --task: clear the task's stored results first.")
+@click.option(
+    "--purge", is_flag=True, help="Empty the queues and results a run would otherwise refuse to start on."
+)
+@click.option("--keep", is_flag=True, help="Keep the grid's results in Redis after the run.")
+@click.option("--yes", is_flag=True, help="Do not ask before a run of over 1,000,000 calls.")
 def run(
     backend: str | None,
     grid_text: str,
@@ -143,12 +164,17 @@ def run(
     args_file: str | None,
     check_spec: str | None,
     replace: bool,
+    purge: bool,
+    keep: bool,
+    yes: bool,
 ) -> None:
     """Start workers with the stock CLIs, submit the grid (or your task's calls), verify every
     result, stop the workers.
 
     By default one message per grid point, as the seed; --chunked sends many points per message.
     """
+    if task_spec is not None and (purge or keep):
+        raise click.UsageError("--purge and --keep go with the grid (--task: see --replace)")
     if task_spec is not None:
         run_task_command(
             backend,
@@ -159,6 +185,7 @@ def run(
             compute_workers,
             log_dir,
             chunk_size or chunked,
+            yes,
         )
         return
     if args_file or check_spec or replace:
@@ -170,12 +197,15 @@ def run(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--grid") from None
     names = list(BACKENDS) if backend in (None, "both") else [backend]
+    confirm_size(grid.size, yes, stderr)  # before anything starts (shared.long_run)
+    shared = bool(os.environ.get("REDIS_URL"))  # else the run's own redis-server, gone after it
     failed = False
     with ExitStack() as stack:
         settings = stack.enter_context(redis_settings())
         logs = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-logs-")))
+        refuse_foreign(names, settings, purge)
         for name in names:
-            result = run_one(name, settings, grid, compute_workers, logs, chunk_size)
+            result = run_one(name, settings, grid, compute_workers, logs, chunk_size, purge, keep, shared)
             click.echo(result.summary())
             failed = failed or not result.ok
     if failed:
@@ -191,6 +221,7 @@ def run_task_command(
     compute_workers: int,
     log_dir: Path | None,
     chunking: int | bool,
+    yes: bool = False,
 ) -> None:
     """``run --task``: your task's calls through workers of one backend, each verified stored once.
     ``chunking``: calls per message, or True for the task's own ``chunk_size``."""
@@ -209,12 +240,17 @@ def run_task_command(
         task = resolve(task_spec)
         calls = task.calls(items)
         chunk_size = task.options.chunk_size if chunking is True else (chunking or None)
+    except ConfigError:
+        raise  # an unreadable arguments file: one line from entry(), as every configuration error
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    confirm_size(len(calls), yes, stderr)
+    shared = bool(os.environ.get("REDIS_URL"))
     with ExitStack() as stack:
         settings = stack.enter_context(redis_settings())
         logs = log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-logs-")))
-        with progress_bar(name, len({c.key for c in calls})) as update:
+        left = Leftovers(name, settings, shared, task)
+        with watched_run(stderr, left, len(calls), len({c.key for c in calls})) as bars:
             result = run_task(
                 load_task_backend(name, settings),
                 task,
@@ -224,7 +260,8 @@ def run_task_command(
                 chunk_size=chunk_size,
                 check=check,
                 replace=replace,
-                progress=update,
+                progress=bars.on_stored,
+                submitted=bars.on_submit,
             )
     click.echo(result.summary())
     if not result.ok:
@@ -327,6 +364,9 @@ def purge(backend: str, queues: tuple[str, ...], dead: bool, yes: bool) -> None:
         click.echo(f"{backend}: {name}: dropped {n}")
 
 
+main.add_command(dead_command)  # ``redis-pipeline dead`` (shared/ops_cli.py)
+
+
 def entry() -> None:
     """Console-script entry: expected failures end in one line on stderr, not a traceback."""
     try:
@@ -338,6 +378,7 @@ def entry() -> None:
         RunRefused,
         StoreError,
         UnknownBackend,
+        ConfigError,
     ) as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

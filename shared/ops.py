@@ -54,6 +54,10 @@ class Status:
     taken_at: float = field(default_factory=time.time)
     #: Routes (task name or glob -> queue) whose queue no live worker consumes: their tasks wait.
     unserved: list[str] = field(default_factory=list)
+    #: Failed jobs whose data is valid but which a worker with another serializer could not decode.
+    wrong_serializer: int = 0
+    #: Lines naming something the user should fix, and how (e.g. the serializer mistake above).
+    hints: list[str] = field(default_factory=list)
 
     def queue(self, name: str) -> QueueStatus:
         return next(q for q in self.queues if q.name == name)
@@ -90,13 +94,23 @@ def render(status: Status) -> RenderableType:
         " results stored",
     )
     queues = Table()
-    for column in ("queue", "depth", "in flight", "dead", "delayed"):
-        queues.add_column(column, justify="left" if column == "queue" else "right")
+    # Narrow terminals (80 columns): text columns fold, numbers / pids / ages never break, so no
+    # column is dropped and no number is cut; an address keeps one line up to ipv4:port.
+    queues.add_column("queue", overflow="fold")
+    for column in ("depth", "in flight", "dead", "delayed"):
+        queues.add_column(column, justify="right", no_wrap=True)
     for q in status.queues:
         queues.add_row(q.name, str(q.depth), str(q.in_flight), str(q.dead), str(q.delayed))
     workers = Table(title=f"{len(status.workers)} live workers", title_justify="left")
-    for column in ("worker", "host", "address", "pid", "queues", "last seen"):
-        workers.add_column(column, no_wrap=column != "queues")
+    address_width = min(
+        max((len(w.address) for w in status.workers), default=7), len("255.255.255.255:65535")
+    )
+    workers.add_column("worker", overflow="fold")
+    workers.add_column("host", overflow="fold")
+    workers.add_column("address", overflow="fold", width=address_width)
+    workers.add_column("pid", no_wrap=True)
+    workers.add_column("queues", overflow="fold")
+    workers.add_column("last seen", no_wrap=True)
     for w in sorted(status.workers, key=lambda w: (w.host, w.address, w.name)):
         workers.add_row(
             w.name,
@@ -109,6 +123,7 @@ def render(status: Status) -> RenderableType:
     parts: list[RenderableType] = [header, queues, workers]
     if status.unserved:
         parts.append(Text(f"no live worker serves: {'; '.join(status.unserved)}", style="yellow"))
+    parts.extend(Text(f"{status.backend}: {hint}", style="yellow") for hint in status.hints)
     return Group(*parts)
 
 

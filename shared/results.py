@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import redis
 
 from shared.arguments import dumps
+from shared.errors import ConfigError, config_error
 from shared.settings import Settings, redact_url
 from shared.store import ScriptRow
 from shared.verification import Verification
@@ -35,7 +36,7 @@ KEY_PREFIX = "pipeline"
 Row = tuple[str, str, Any]
 
 
-class StoreError(ValueError):
+class StoreError(ConfigError):
     """A results URL no store can open; the message names it (password redacted)."""
 
 
@@ -142,9 +143,10 @@ def open_store(url: str | None = None, client: redis.Redis | None = None) -> Sto
         from shared.sql_store import SqlStore
 
         return SqlStore(url)
-    raise StoreError(
+    raise config_error(
         f"{RESULTS_URL_ENV}={redact_url(url)}: unsupported scheme {scheme!r}; "
-        "use redis://, rediss://, sqlite:/// or postgresql://"
+        "use redis://, rediss://, sqlite:/// or postgresql://",
+        StoreError,
     )
 
 

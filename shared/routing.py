@@ -17,6 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from shared.errors import ConfigError, config_error
+
+#: A module name or a ``.py`` path: the routing table in force instead of the seed's.
+CELERYCONFIG_ENV = "PIPELINE_CELERYCONFIG"
 COMPUTE_TASK = "tasks.compute"
 HANDLE_RESULT_TASK = "tasks.handle_result"
 #: Where the seed's tasks go under a user's table that does not route them by these names.
@@ -140,20 +144,31 @@ _OLD_NAMES = {
 
 
 def _import_config(module_or_path: str | ModuleType) -> ModuleType:
+    """The config module; a ConfigError (one line) if it is missing or fails to run."""
     if isinstance(module_or_path, ModuleType):
         return module_or_path
     path = Path(module_or_path)
-    if path.suffix == ".py" or path.is_file():
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot load celeryconfig from {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
     try:
+        if path.suffix == ".py" or path.is_file():
+            if not path.is_file():
+                raise config_error(f"{CELERYCONFIG_ENV}: no celeryconfig file {str(path)!r}")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise config_error(f"{CELERYCONFIG_ENV}: cannot load celeryconfig from {str(path)!r}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
         return importlib.import_module(module_or_path)
+    except ConfigError:
+        raise
     except ImportError as exc:
-        raise ValueError(f"cannot import celeryconfig {module_or_path!r}: {exc}") from None
+        message = f"{CELERYCONFIG_ENV}: cannot import celeryconfig {module_or_path!r}: {exc}"
+        raise config_error(message) from None
+    except Exception as exc:  # the user's module raised while it ran: say which, not where
+        reason = (str(exc).splitlines() or [""])[0]
+        raise config_error(
+            f"{CELERYCONFIG_ENV}: celeryconfig {module_or_path!r} failed: {type(exc).__name__}: {reason}"
+        ) from None
 
 
 def _bindings(queues: Any, default_queue: str) -> tuple[Binding, ...]:
@@ -172,7 +187,10 @@ def _routes(routes: Any) -> dict[str, Route]:
     table: dict[str, Route] = {}
     for mapping in routes if isinstance(routes, list | tuple) else [routes or {}]:
         if not isinstance(mapping, Mapping):
-            raise ValueError(f"unsupported route entry {mapping!r}: only dicts of task -> options are read")
+            raise config_error(
+                f"{CELERYCONFIG_ENV}: unsupported route entry {mapping!r}: "
+                "only dicts of task -> options are read"
+            )
         for task, opts in mapping.items():
             queue = opts.get("queue")
             queue = getattr(queue, "name", queue)  # a kombu.Queue is allowed here too
@@ -202,7 +220,7 @@ def load_celeryconfig(module_or_path: str | ModuleType) -> RoutingTable:
 def active_table() -> RoutingTable:
     """The table in force: ``PIPELINE_CELERYCONFIG`` (a module or a .py path) if set, else the seed's.
     A config is read once per process (every send asks for its task's queue)."""
-    config = os.environ.get("PIPELINE_CELERYCONFIG")
+    config = os.environ.get(CELERYCONFIG_ENV)
     if not config:
         return SEED_TABLE
     table = _loaded.get(config)

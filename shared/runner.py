@@ -10,8 +10,10 @@ from functools import partial
 from pathlib import Path
 
 from shared.backend import Backend, ChunkingBackend
+from shared.ownership import claim
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.store import Verification
+from shared.submission import slice_reporter, submit_in_slices
 from shared.tasks import Grid, Point
 from shared.workers import WorkerGroup
 
@@ -131,17 +133,26 @@ def run_grid(
     stall_timeout: float = 30.0,
     progress: ProgressCallback | None = None,
     chunk_size: int | None = None,
+    purge: bool = False,
+    keep: bool = False,
+    submitted: ProgressCallback | None = None,
 ) -> RunResult:
-    """Run the whole scenario on ``backend``; queues and results of that backend are reset first.
-    With ``chunk_size``, the grid goes as chunks of that many points (``shared.chunks``)."""
+    """Run the whole scenario on ``backend``. Waiting messages or results already there refuse
+    the run unless ``purge`` (``shared.ownership``); a verified run removes the keys it created,
+    its results too unless ``keep``. With ``chunk_size``, the grid goes as chunks of that many
+    points (``shared.chunks``). ``submitted(points so far, points)`` is called per slice of the
+    submission (``shared.submission``)."""
     submit = submitter(backend, chunk_size)
-    backend.purge()
-    backend.store.clear()
+    footprint = claim(backend, purge)
     env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
     with WorkerGroup(env, log_dir or Path.cwd()) as group:
         start_workers(backend, group, compute_workers)
         started = time.perf_counter()
-        submit(grid.points())
+        report = slice_reporter(grid.size, submitted, progress, backend.store.count, grid.size)
+        submit_in_slices(submit, grid.points(), chunk_size, report)
         wait_for_count(backend.store.count, grid.size, group, stall_timeout, progress)
         seconds = time.perf_counter() - started
-    return RunResult(backend.name, grid, seconds, backend.store.verify(grid))
+    result = RunResult(backend.name, grid, seconds, backend.store.verify(grid))
+    if result.ok:  # a failed run's keys stay for diagnosis (status, purge)
+        footprint.tidy(keep)
+    return result

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from redis.connection import parse_url
+
+from shared.errors import config_error
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL_ENV = "REDIS_URL"
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(redis_url=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+        """``REDIS_URL`` checked: a URL no Redis client can use is a ConfigError naming it."""
+        url = os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+        if problem := redis_url_problem(url):
+            raise config_error(f"{REDIS_URL_ENV}={redact_url(url)}: {problem}")
+        return cls(redis_url=url)
 
     @property
     def redacted_url(self) -> str:
@@ -29,13 +39,27 @@ class Settings:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``: safe for logs, errors and reports."""
+    """The URL with any password replaced by ``***``: safe for logs, errors and reports (also
+    for a URL with a bad port, which the error about it has to name)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    credentials, _, host = parts.netloc.rpartition("@")
+    user = credentials.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is no Redis URL (one line, no password), or None: what redis-py would refuse
+    when it connects, and a database that is not a number (which redis-py silently reads as 0)."""
+    try:
+        parse_url(url)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError as exc:
+        password = urlsplit(url).password
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return reason.replace(password, "***") if password else reason
+    if parts.scheme != "unix" and not re.fullmatch(r"/?\d*", parts.path):
+        return f"the database {parts.path.lstrip('/')!r} is not a number (redis://host:port/0)"
+    return None

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from shared.arguments import dumps
 from shared.connection import RECONNECT_SECONDS
+from shared.errors import config_error
 from shared.results import Row, StoreError
 from shared.settings import redact_url
 
@@ -110,7 +111,8 @@ class SqlStore:
             )
         except (exc.ArgumentError, ImportError, ValueError) as error:  # StoreError is a ValueError
             reason = (str(error).splitlines() or [type(error).__name__])[0].replace(url, self.url)
-            raise StoreError(f"cannot open results store {self.url}: {_scrub(reason, url)}") from None
+            message = f"cannot open results store {self.url}: {_scrub(reason, url)}"
+            raise config_error(message, StoreError) from None
         self.postgres = backend == "postgresql"
         insert = (postgresql.insert if self.postgres else sqlite.insert)(results_table)
         #: Built once: constructing the statement costs more than running it (~1 ms of CPU a call).

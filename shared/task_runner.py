@@ -20,15 +20,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared import ownership
 from shared.backend import BACKEND_ENV, TaskBackend
+from shared.errors import ConfigError
 from shared.pipeline import TASKS_ENV, Call, Task, results, store_results
 from shared.results import Check, Verification
 from shared.runner import ProgressCallback, RunRefused, wait_for_count, wait_live
+from shared.submission import slice_reporter, submit_in_slices
 from shared.workers import WorkerGroup
 
 
-class CallsFileError(ValueError):
-    """An arguments file that cannot be read: the message names the file and the line."""
+class CallsFileError(ConfigError):
+    """An arguments file that cannot be read: the message names the file and the line (one line,
+    exit 2 from ``redis-pipeline``, as every configuration error)."""
 
 
 def read_calls(path: str, stdin: TextIO | None = None) -> list[Any]:
@@ -101,9 +105,11 @@ def run_task(
     replace: bool = False,
     stall_timeout: float = 60.0,
     progress: ProgressCallback | None = None,
+    submitted: ProgressCallback | None = None,
 ) -> TaskRunResult:
     """Run ``calls`` (checked: ``Task.calls``) through workers of ``backend``; results of ``task``
-    already in the store refuse the run unless ``replace`` (then they are cleared first)."""
+    already in the store refuse the run unless ``replace`` (then they are cleared first).
+    ``submitted(calls so far, calls)`` is called per slice of the submission."""
     store = results()
     if held := store.count(task.name):
         if not replace:
@@ -116,6 +122,7 @@ def run_task(
     modules = [task.fn.__module__]
     env = {**os.environ, "REDIS_URL": backend.settings.redis_url, BACKEND_ENV: backend.name}
     env[TASKS_ENV] = ",".join(modules)
+    footprint = ownership.footprint(backend, [task.queue, store_results.queue])
     with WorkerGroup(env, log_dir or Path.cwd()) as group:
         roles = [("compute", task.queue)] * compute_workers + [("result", store_results.queue)]
         since = time.time() - 1.0
@@ -123,8 +130,12 @@ def run_task(
             group.start(role, backend.task_worker_command([queue], modules))
         wait_live(backend, group, since)
         started = time.perf_counter()
-        task.send_calls(list(calls), chunk_size)
         count = partial(store.count, task.name)
+        report = slice_reporter(len(calls), submitted, progress, count, expected)
+        submit_in_slices(partial(task.send_calls, chunk_size=chunk_size), calls, chunk_size, report)
         wait_for_count(count, expected, group, stall_timeout, progress, interval=0.05, max_interval=0.5)
         seconds = time.perf_counter() - started
-    return TaskRunResult(backend.name, task.name, seconds, store.verify(calls, check))
+    result = TaskRunResult(backend.name, task.name, seconds, store.verify(calls, check))
+    if result.ok:  # the results are the task's output and stay; the run's other keys go
+        footprint.tidy(keep=True)
+    return result

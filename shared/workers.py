@@ -57,18 +57,21 @@ class WorkerGroup:
         return [w for w in self.workers if not w.alive()]
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Warm shutdown (SIGTERM, as both CLIs expect), then SIGKILL whatever is left."""
-        for w in self.workers:
-            if w.alive():
-                w.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for w in self.workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                w.process.wait(max(0.0, deadline - time.monotonic()))
-        for w in self.workers:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(w.process.pid, signal.SIGKILL)
-            w.process.wait()
+        """Warm shutdown (SIGTERM, as both CLIs expect), then SIGKILL whatever is left, also when
+        the wait is interrupted (a second Ctrl-C): no worker outlives the run."""
+        try:
+            for w in self.workers:
+                if w.alive():
+                    w.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for w in self.workers:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    w.process.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            for w in self.workers:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(w.process.pid, signal.SIGKILL)
+                w.process.wait()
 
     def __enter__(self) -> WorkerGroup:
         return self

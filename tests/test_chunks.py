@@ -69,7 +69,7 @@ def test_chunked_grid_through_stock_workers(
 ) -> None:
     backend = load_chunking_backend(name, settings)
     grid = Grid(7, 9)  # 63 points: six chunks of 10 and one of 3
-    result = run_grid(backend, grid, compute_workers=2, log_dir=tmp_path, chunk_size=10)
+    result = run_grid(backend, grid, compute_workers=2, log_dir=tmp_path, chunk_size=10, keep=True)
     assert result.ok, result.summary()
     assert not result.verification.redelivered
     assert backend.store.get(6, 8) == 48

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from shared.embedded import free_port
 from shared.settings import Settings
@@ -48,8 +49,10 @@ def test_bad_chunk_size_is_refused() -> None:
 @pytest.mark.parametrize(
     "mode", [[], ["--chunked"], ["--chunk-size", "5"]], ids=["per-point", "chunked", "k5"]
 )
-def test_run_both_backends_prints_one_line_each(mode: list[str], settings: Settings) -> None:
-    env = {**os.environ, "REDIS_URL": settings.redis_url}
+def test_run_both_backends_prints_one_line_each(
+    mode: list[str], settings: Settings, client: redis.Redis
+) -> None:
+    env = {**os.environ, "REDIS_URL": settings.redis_url}  # flushed by ``client``: ours alone
     done = run_cli("run", "--backend", "both", "--grid", "3x4", *mode, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -61,7 +64,8 @@ def test_run_both_backends_prints_one_line_each(mode: list[str], settings: Setti
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
 def test_embedded_redis_when_nothing_answers() -> None:
-    """In a fresh network namespace nothing listens on 127.0.0.1:6379: the CLI starts its own Redis."""
+    """Without REDIS_URL the CLI starts its own Redis (here in a fresh network namespace, where
+    nothing answers on 127.0.0.1:6379 either)."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     script = f"ip link set lo up && exec {CLI} run --backend dramatiq --grid 3x3 --compute-workers 1"
     done = subprocess.run(
@@ -70,5 +74,5 @@ def test_embedded_redis_when_nothing_answers() -> None:
     if "unshare failed" in done.stderr or "Operation not permitted" in done.stderr:
         pytest.skip(f"cannot create a network namespace here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr
-    assert "started a private redis-server" in done.stderr
+    assert done.stderr.startswith("Redis: private redis-server at redis://127.0.0.1:")
     assert done.stdout.startswith("dramatiq: 9/9 results verified in ")

@@ -21,7 +21,7 @@ def test_grid_through_stock_workers(
     name: str, settings: Settings, client: redis.Redis, tmp_path: Path
 ) -> None:
     backend = load_backend(name, settings)
-    result = run_grid(backend, Grid(4, 5), compute_workers=2, log_dir=tmp_path)
+    result = run_grid(backend, Grid(4, 5), compute_workers=2, log_dir=tmp_path, keep=True)
     assert result.ok, result.summary()
     assert result.summary().startswith(f"{name}: 20/20 results verified in ")
     assert backend.store.get(3, 4) == 12
