@@ -147,7 +147,7 @@ def _rq_count(backend: Any, tally: PoisonTally) -> None:
 
 
 def _celery_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
-    from benchmarks.celery_app import app
+    from benchmarks.celery_app import app, exchange, own
 
     tally = PoisonTally(accounted=None)
     keys = {"compute": "compute.a_result", "result": "result.handle"}
@@ -161,13 +161,17 @@ def _celery_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
                     body = pickle_bomb(plan.marker) if kind == "pickle" else b"\x00\xff\xfe not json"
                     ctype = "application/x-python-serialize" if kind == "pickle" else "application/json"
                     producer.publish(
-                        body, exchange="tasks", routing_key=keys[queue], headers=headers,
+                        body, exchange=exchange.name, routing_key=keys[queue], headers=headers,
                         content_type=ctype, content_encoding="binary",
                     )  # fmt: skip
                 else:
                     name, args = _args(kind, _task_of(queue))
                     app.send_task(
-                        f"tasks.{name}", args=args, queue=queue, routing_key=keys[queue], producer=producer
+                        f"tasks.{name}",
+                        args=args,
+                        queue=own(queue),
+                        routing_key=keys[queue],
+                        producer=producer,
                     )
                 tally.ids.append((queue, task_id))
     tally.injected = len(tally.ids)

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware
 
 #: CPU seconds of work a consumer holds (running or waiting for a thread) beyond the first message.
@@ -52,7 +53,12 @@ class MessageCpu(Middleware):
         self.per_queue[queue] = spent if last is None else last + SMOOTHING * (spent - last)
 
     def window(self, queue_name: str, prefetch: int) -> int:
-        """Messages a consumer of ``queue_name`` may hold: 1 to ``prefetch``."""
+        """Messages a consumer of ``queue_name`` may hold: 1 to ``prefetch``. A delay queue's
+        consumer holds its whole prefetch: its messages wait for their eta in the worker and cost
+        no CPU until they are due, and a window of 1 would hold every delayed message (and every
+        retry's backoff) behind the one fetched first, however much later that one is due."""
+        if queue_name == dq_name(queue_name):
+            return prefetch
         cpu = self.per_queue.get(queue_name)
         if cpu is None:
             return 1 if self.in_worker else prefetch
