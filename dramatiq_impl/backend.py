@@ -20,6 +20,12 @@ from shared.tasks import Point
 BATCH = 1000
 
 
+def worker_environment() -> dict[str, str]:
+    """Nothing beyond ``REDIS_URL`` and the ``PIPELINE_*`` settings: ``dramatiq dramatiq_impl.tasks``
+    brings our broker with the module (``redis-pipeline env``, ``shared.env_command``)."""
+    return {}
+
+
 class DramatiqBackend:
     name = tasks.BACKEND_NAME
 

@@ -24,16 +24,19 @@ from shared.tasks import Point
 #: a bad one refuses the whole call with nothing enqueued).
 BATCH = 1000
 
-#: Our worker class (no fork per job, fast abandoned-job recovery, see rq_impl.worker) and a
-#: connection that rides out Redis restarts. ``--quiet`` drops three INFO lines per job
-#: (warnings and failures are still logged).
-WORKER_OPTIONS = (
-    "--worker-class",
-    "rq_impl.worker.PipelineWorker",
-    "--connection-class",
-    "shared.connection.ResilientRedis",
-    "--quiet",
-)
+#: Our worker class (no fork per job, fast abandoned-job recovery, JSON only, see rq_impl.worker)
+#: and a connection that rides out Redis restarts.
+WORKER_CLASS = "rq_impl.worker.PipelineWorker"
+CONNECTION_CLASS = "shared.connection.ResilientRedis"
+#: ``--quiet`` drops three INFO lines per job (warnings and failures are still logged).
+WORKER_OPTIONS = ("--worker-class", WORKER_CLASS, "--connection-class", CONNECTION_CLASS, "--quiet")
+
+
+def worker_environment() -> dict[str, str]:
+    """What the plain ``rq worker QUEUES`` needs to run our path: RQ's CLI reads these two options
+    from the environment (``--serializer`` it does not: ``PipelineWorker`` is JSON-only) and
+    ``REDIS_URL`` itself (``redis-pipeline env``, ``shared.env_command``)."""
+    return {"RQ_WORKER_CLASS": WORKER_CLASS, "RQ_CONNECTION_CLASS": CONNECTION_CLASS}
 
 
 class RQBackend:

@@ -22,6 +22,9 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   a ``DEQUEUE_SECONDS`` timeout so it still stops within a second;
 - runs only the pipeline's own functions (``rq_impl.job.PipelineJob``), so a job written into
   Redis by someone else cannot name ``os.system``;
+- reads and writes JSON only, whatever ``--serializer`` says (RQ's CLI has no environment variable
+  for it, so the plain ``rq worker compute result`` under ``redis-pipeline env`` needs no flag);
+  a ``--serializer`` other than json is logged once and ignored;
 - stops in time whatever Redis does: a stop starts the stop budget (``shared.stopping``), after
   which Redis commands fail instead of retrying, and a job it could not record stays in the
   started registry / hold list, recovered as abandoned by the next worker.
@@ -42,10 +45,12 @@ from shared.backend import BACKEND_ENV
 # Before anything declares a task: the tasks this worker imports declare themselves on RQ.
 os.environ.setdefault(BACKEND_ENV, "rq")
 
-from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL
+from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL, DEFAULT_SERIALIZER_CLASS
 from rq.exceptions import StopRequested
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
@@ -63,6 +68,24 @@ INTERMEDIATE_GRACE = 5
 HEARTBEAT_EVERY = 1.0
 
 RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
+#: ``--serializer`` values that mean JSON, and RQ's default, which its CLI passes when the flag is absent.
+_QUIETLY_JSON: tuple[object, ...] = (
+    None,
+    DEFAULT_SERIALIZER_CLASS,
+    "json",
+    "rq.serializers.JSONSerializer",
+    JSONSerializer,
+)
+
+
+def _json_queues(queues: Any) -> Any:
+    """RQ's CLI builds the queues with its serializer (pickle unless told): a queue of another
+    serializer is passed on by name, so the worker builds it with JSON."""
+    if isinstance(queues, Queue):
+        queues = [queues]
+    if not isinstance(queues, (list, tuple)):
+        return queues
+    return [q.name if isinstance(q, Queue) and q.serializer is not JSONSerializer else q for q in queues]
 
 
 def _func_name(job: Job) -> str:
@@ -98,7 +121,15 @@ class PipelineWorker(LeanLifecycle):
             kwargs["maintenance_interval"] = MAINTENANCE_SECONDS
         if kwargs.get("job_class") in (None, DEFAULT_JOB_CLASS, Job):
             kwargs["job_class"] = PipelineJob
+        asked = kwargs.get("serializer")
+        kwargs["serializer"] = "json"  # our jobs are JSON; never unpickle what is in Redis
+        if args:
+            args = (_json_queues(args[0]), *args[1:])
+        elif "queues" in kwargs:
+            kwargs["queues"] = _json_queues(kwargs["queues"])
         super().__init__(*args, **kwargs)
+        if asked not in _QUIETLY_JSON:
+            self.log.warning("Worker %s: runs JSON jobs only; serializer %s ignored", self.name, asked)
         prepare_worker(self.queue_names())  # a result worker opens its store before its first job
 
     @property

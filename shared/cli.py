@@ -29,6 +29,7 @@ from shared.backend import (
 from shared.chunks import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from shared.connection import RedisUnavailable, ping
 from shared.embedded import RedisServerNotFound, private_redis
+from shared.env_command import env as env_command
 from shared.errors import ConfigError
 from shared.long_run import Leftovers, confirm_size, watched_run
 from shared.ops import Status, render_all, to_json, with_unserved_routes
@@ -365,6 +366,7 @@ def purge(backend: str, queues: tuple[str, ...], dead: bool, yes: bool) -> None:
 
 
 main.add_command(dead_command)  # ``redis-pipeline dead`` (shared/ops_cli.py)
+main.add_command(env_command)  # ``redis-pipeline env`` (shared/env_command.py)
 
 
 def entry() -> None:

@@ -13,11 +13,14 @@ from shared.connection import retry_budget
 from shared.results import RESULTS_URL_ENV, open_store
 from shared.routing import active_table
 from shared.settings import Settings
+from shared.versions import SUPPORTED, require
 
 
 def check_environment() -> None:
     """Raise the ConfigError (or StoreError) of the first setting that cannot be used; opens no
     connection (the Redis and results URLs are parsed, not reached)."""
+    for distribution in SUPPORTED:  # the Dramatiq and RQ releases our adapters are tested on
+        require(distribution)
     Settings.from_env()  # REDIS_URL
     retry_budget()  # PIPELINE_REDIS_RETRY_SECONDS
     if os.environ.get(BACKEND_ENV):
