@@ -15,6 +15,7 @@ import pytest
 from shared.embedded import RedisServer
 from shared.errors import ConfigError
 from shared.versions import SUPPORTED, contains, installed, require
+from tests.test_config_errors import DRAMATIQ_WORKER, RQ_WORKER
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,18 +104,6 @@ def _installed_as(tmp_path: Path, distribution: str, version: str) -> str:
     return str(tmp_path)
 
 
-RQ_WORKER = [
-    str(BIN / "rq"),
-    "worker",
-    "--serializer",
-    "json",
-    "--worker-class",
-    "rq_impl.worker.PipelineWorker",
-    "--connection-class",
-    "shared.connection.ResilientRedis",
-    "compute",
-]
-DRAMATIQ_WORKER = [str(BIN / "dramatiq"), "dramatiq_impl.tasks", "--processes", "1", "--threads", "1"]
 CASES = {
     "rq-worker": (RQ_WORKER, "rq", "2.12.0"),
     "dramatiq-worker": (DRAMATIQ_WORKER, "dramatiq", "2.1.0"),
