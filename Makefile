@@ -20,7 +20,7 @@ demo: install  ## the seed's 50x50 grid on Dramatiq, then on RQ, on a private re
 hosts: install  ## Redis, compute and result workers on separate network namespaces (root): both backends, then a host cut mid-run
 	$(BIN)/python -m benchmarks.hosts
 
-bench: install  ## quick profile (~8 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s, bulk submit
+bench: install  ## quick profile (~10 min on 2 cores): every stack on the 50x50 grid x3, latency 10 s, bulk submit
 	$(BIN)/python -m benchmarks run --profile quick
 	$(BIN)/python -m benchmarks update-readme
 

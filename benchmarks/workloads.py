@@ -101,7 +101,7 @@ QUICK_TASK_NOTE = (
     "The declared-task stacks (`task-*`: `@task` with results in Redis, SQLite or PostgreSQL) run the "
     "grid 3 times in the quick profile (the last `grid` case: the SQL-store ratio is paired by "
     "repetition), and `task-postgres-chunked` 25,000 tasks once, but no latency: latency runs of 8 "
-    "more stacks would take `make bench` well past 8 minutes on 2 cores. `make bench-full` runs "
+    "more stacks would take `make bench` well past 10 minutes on 2 cores. `make bench-full` runs "
     "25,000 tasks 3 times."
 )
 #: The SQL store's chunked target is on 25,000 calls: the quick profile runs it once.
