@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from dramatiq_impl import ops, tasks
+from dramatiq_impl import ops, ownership, tasks
 from dramatiq_impl.broker import build_broker
 from dramatiq_impl.dead import dead as dead_messages
 from shared import seed
 from shared.chunks import chunked
 from shared.commands import stock_cli
 from shared.dead import DeadMessage
+from shared.ownership import Keys
 from shared.routing import active_table
 from shared.settings import Settings
 from shared.store import ResultStore
@@ -80,6 +81,14 @@ class DramatiqBackend:
 
     def dead(self, queues: Sequence[str] | None = None, limit: int | None = None) -> list[DeadMessage]:
         return dead_messages(self, queues, limit)
+
+    def occupied(self, queues: Sequence[str]) -> list[str]:
+        """What a run on ``queues`` would empty (``shared.ownership``)."""
+        return ownership.occupied(self, queues)
+
+    def footprint(self, queues: Sequence[str]) -> Keys:
+        """The fixed keys a run on ``queues`` may create (``shared.ownership``)."""
+        return ownership.footprint(self, queues)
 
 
 def create(settings: Settings) -> DramatiqBackend:

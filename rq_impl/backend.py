@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from rq import Worker
 
-from rq_impl import ops, tasks
+from rq_impl import ops, ownership, tasks
 from rq_impl.dead import dead as dead_messages
 from rq_impl.job_template import JobTemplate
 from shared import seed
@@ -15,6 +15,7 @@ from shared.chunks import chunked
 from shared.commands import stock_cli
 from shared.connection import connect
 from shared.dead import DeadMessage
+from shared.ownership import Keys
 from shared.routing import COMPUTE_TASK, active_table
 from shared.settings import Settings
 from shared.store import ResultStore
@@ -98,6 +99,14 @@ class RQBackend:
 
     def dead(self, queues: Sequence[str] | None = None, limit: int | None = None) -> list[DeadMessage]:
         return dead_messages(self, queues, limit)
+
+    def occupied(self, queues: Sequence[str]) -> list[str]:
+        """What a run on ``queues`` would empty (``shared.ownership``)."""
+        return ownership.occupied(self, queues)
+
+    def footprint(self, queues: Sequence[str]) -> Keys:
+        """The fixed keys a run on ``queues`` may create (``shared.ownership``)."""
+        return ownership.footprint(self, queues)
 
 
 def create(settings: Settings) -> RQBackend:

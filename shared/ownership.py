@@ -11,24 +11,17 @@ existed before are left as they are: this run's entries in them (Dramatiq heartb
 finished-job ids) are expired by the library's own maintenance; per-message keys (RQ job and
 result hashes) carry the TTL the library gives them. A failed run leaves its keys for diagnosis.
 
-The footprint of each backend is named by its adapter's ``ownership`` module, found by name
-(``OWNERSHIP``), so ``shared`` imports no adapter.
+Each adapter names its backend's footprint (``occupied`` and ``footprint`` on the backend
+``shared.backend`` loads by name, from its ``ownership`` module), so ``shared`` imports no
+adapter; a backend without them (a benchmark's) is judged by its queue depths alone.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.backend import Backend
-
-#: Backend name -> the module with ``occupied(backend, queues)`` and ``footprint(backend, queues)``.
-OWNERSHIP = {
-    "dramatiq": "dramatiq_impl.ownership",
-    "rq": "rq_impl.ownership",
-}
 
 
 @dataclass
@@ -39,11 +32,6 @@ class Keys:
     members: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _adapter(backend: Backend) -> Any:
-    name = OWNERSHIP.get(backend.name)
-    return importlib.import_module(name) if name else None
-
-
 def _queues(backend: Backend, queues: Sequence[str] | None) -> list[str]:
     return list(queues) if queues is not None else list(backend.queue_depths())
 
@@ -51,10 +39,9 @@ def _queues(backend: Backend, queues: Sequence[str] | None) -> list[str]:
 def findings(backend: Backend, queues: Sequence[str] | None = None) -> list[str]:
     """What a run of ``backend`` on ``queues`` (default: the routing table's) would empty or
     replace, one phrase each; empty when the run would touch nothing it did not create."""
-    adapter = _adapter(backend)
     names = _queues(backend, queues)
-    if adapter is not None:
-        found: list[str] = adapter.occupied(backend, names)
+    if (occupied := getattr(backend, "occupied", None)) is not None:
+        found: list[str] = occupied(names)
     else:
         depths = backend.queue_depths()
         found = [f"{backend.name} queue {q!r} holds {depths[q]} message(s)" for q in names if depths.get(q)]
@@ -95,9 +82,9 @@ class Footprint:
 
 def footprint(backend: Backend, queues: Sequence[str] | None = None) -> Footprint:
     """Note which of the run's footprint keys (and set members) exist now."""
-    adapter = _adapter(backend)
     names = _queues(backend, queues)
-    planned: Keys = adapter.footprint(backend, names) if adapter is not None else Keys()
+    footprint_of = getattr(backend, "footprint", None)
+    planned: Keys = footprint_of(names) if footprint_of is not None else Keys()
     planned.keys += [backend.store.results_key, backend.store.deliveries_key]
     pipe = backend.store.client.pipeline(transaction=False)
     for key in planned.keys:
