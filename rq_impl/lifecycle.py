@@ -71,6 +71,8 @@ class LeanLifecycle(SimpleWorker):
     _held: records.Claim | None = None
     #: Successes held until their rows are stored with the next jobs' (``rq_impl.store_batch``).
     _successes: list[HeldSuccess]
+    #: When the first of ``_successes`` was held.
+    _holding_since = 0.0
     #: This worker's hold list is in its queue's set (``rq_impl.prestart``).
     hold_registered = False
     #: A hold list that keeps ids this long belongs to a dead worker (``prestart.sweep_holds``).
@@ -178,13 +180,28 @@ class LeanLifecycle(SimpleWorker):
         """Hold this success for the next job's rows, if one is waiting (``rq_impl.store_batch``)."""
         if not box.stored or len(self._successes) + 1 >= store_batch.MAX_JOBS:
             return False
+        if self._successes and time.monotonic() - self._holding_since > store_batch.MAX_SECONDS:
+            return False
         claim_from = self._claim_from()
         claimed = records.claim_next(self, claim_from) if claim_from else None
+        if claimed is None and claim_from and self._successes:
+            claimed = self._linger(claim_from)
         if claimed is None:
             return False
+        if not self._successes:
+            self._holding_since = time.monotonic()
         self._successes.append(HeldSuccess(job, queue, execution, box))
         self._held = claimed
         return True
+
+    def _linger(self, claim_from: list[str]) -> records.Claim | None:
+        """A batch is forming and the queue is empty for now: look again a few times, for at
+        most ``store_batch.LINGER_SECONDS``, before committing it (``rq_impl.store_batch``)."""
+        for _ in range(store_batch.LINGER_POLLS):
+            time.sleep(store_batch.LINGER_SECONDS / store_batch.LINGER_POLLS)
+            if (claimed := records.claim_next(self, claim_from)) is not None:
+                return claimed
+        return None
 
     def _commit_held(self, box: Outbox | None = None) -> None:
         """Store the held jobs' rows and ``box``'s, then record the held jobs' successes; if the

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.slow
 GRID = Grid(20, 25)
 #: A generous bound on recovery (see test_scenario_loses_nothing); the bar itself is the benchmark's.
 GENEROUS_RECOVERY_S = 3 * RECOVERY_LIMIT_S
+#: CPU per call on the PostgreSQL rows, so the run outlasts the fault's trigger (see below).
+POSTGRES_CHAOS_COST_MS = 10.0
 
 
 @pytest.mark.parametrize("stack_label", ["dramatiq ours", "rq ours", "dramatiq chunked", "rq chunked"])
@@ -78,6 +80,9 @@ def test_postgres_store_scenario_stores_every_key_once(
     scenario: Scenario, stack_label: str, tmp_path: Path
 ) -> None:
     (stack,) = select([stack_label])
+    # 500 bare products finish while the submitting child is still exiting, so the fault would
+    # strike after the run: each call burns 10 ms (about 2.5 s of compute on two workers).
+    stack = dataclasses.replace(stack, chaos_cpu_cost_ms=POSTGRES_CHAOS_COST_MS)
     result = run_scenario(scenario, stack, GRID, tmp_path)
     logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(tmp_path.glob("*.log")))
     assert not result.skipped, result.skipped
