@@ -15,8 +15,10 @@ from rich.console import Console
 
 from benchmarks import machine, output, report, schema
 from benchmarks.harness import Harness
-from benchmarks.stacks import STACKS, select
-from benchmarks.workloads import PROFILES
+from benchmarks.own_task import own_task_run
+from benchmarks.result_stores import StoreKind
+from benchmarks.stacks import STACKS, Stack, select
+from benchmarks.workloads import PROFILES, Profile
 from shared.backend import BACKENDS, load_backend
 from shared.connection import ping
 from shared.embedded import private_redis
@@ -77,31 +79,64 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Results root (default benchmarks/results).",
 )
+@click.option("--task", "task_spec", metavar="MODULE:FUNCTION", help="Your @task instead of the grid.")
+@click.option("--args", "args_file", metavar="FILE", help="With --task: one JSON array (or object) per line.")
+@click.option("--check", "check_spec", metavar="MODULE:FUNCTION", help="With --task: check(value, *args).")
+@click.option(
+    "--store",
+    type=click.Choice(["redis", "sqlite", "postgres"]),
+    default="redis",
+    show_default=True,
+    help="With --task: where the results go (the run's Redis, a SQLite file, a private PostgreSQL).",
+)
 def run(
     profile: str,
     stack_names: tuple[str, ...],
     workloads: tuple[str, ...],
     repeats: int | None,
     out: Path | None,
+    task_spec: str | None,
+    args_file: str | None,
+    check_spec: str | None,
+    store: StoreKind,
 ) -> None:
-    """Run every stack on the profile's workloads; write results.json, report.md and charts."""
-    try:
-        stacks = select(stack_names or None)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--stack") from None
-    try:
-        chosen = PROFILES[profile].narrowed(workloads or None, repeats)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--workload") from None
+    """Run every stack on the profile's workloads; write results.json, report.md and charts.
+
+    With --task, your task's calls (--args) run instead of the grid on our four stacks (both
+    backends, per message and chunked); the report goes beside the others, latest.json stays."""
     root = out or output.RESULTS
-    directory = output.run_dir(root)
+    if task_spec is None:
+        if args_file or check_spec:
+            raise click.UsageError("--args and --check go with --task")
+        stacks, chosen = _stacks(stack_names), _profile(profile, workloads, repeats)
+    elif workloads:
+        raise click.UsageError("--workload goes with the grid; --task runs your calls")
     with bench_redis() as settings:
+        if task_spec is not None:  # imported here: a task module binds its driver to REDIS_URL
+            stacks, chosen = own_task_run(task_spec, args_file, check_spec, store, PROFILES[profile], repeats)
+            stacks = [s for s in stacks if not stack_names or {s.label, s.stack} & set(stack_names)]
+        directory = output.run_dir(root, suffix="-task" if task_spec else "")
         doc = Harness(chosen, stacks, settings, directory, console).run()
-    results = output.write(doc, directory, root)
+    # A run of your task leaves latest.json (the README's tables) to the grid's runs.
+    results = output.write(doc, directory, None if task_spec else root)
     console.print(f"\n{(directory / 'report.md').read_text()}", markup=False, highlight=False)
     console.print(f"[bold]wrote[/] {results.parent} ({doc['wall_seconds']:.0f} s)")
     if any(r["status"].startswith("FAILED") for r in doc["summary"]):
         sys.exit(1)
+
+
+def _stacks(names: tuple[str, ...]) -> list[Stack]:
+    try:
+        return select(names or None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stack") from None
+
+
+def _profile(name: str, workloads: tuple[str, ...], repeats: int | None) -> Profile:
+    try:
+        return PROFILES[name].narrowed(workloads or None, repeats)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--workload") from None
 
 
 @main.command("readme-table")

@@ -17,7 +17,7 @@ from benchmarks.result_stores import STORES
 from benchmarks.schema import SCHEMA_VERSION
 from benchmarks.stacks import BASELINE, LIMIT, Stack
 from benchmarks.summary import not_measured_row, run_rows, summarize
-from benchmarks.workloads import SLICE, SLOW_RATE, WARMUP, Case, Profile
+from benchmarks.workloads import SLICE, SLOW_RATE, Case, Profile
 from shared.backend import Backend
 from shared.settings import Settings
 
@@ -123,7 +123,7 @@ class Harness:
     def _warm_up(self, bar: Progress, states: list[StackState], overall: Any) -> None:
         """One small run per stack: catches a broken stack early and finds the slow ones to slice."""
         for state in states:
-            record = self._one(bar, state, Case("warm-up", WARMUP), 0, overall)
+            record = self._one(bar, state, Case("warm-up", self.profile.warmup_grid), 0, overall)
             state.warmup_throughput = record.throughput
             if record.status != "ok":
                 state.status, state.backend = f"skipped: warm-up run failed: {record.problems}", None

@@ -86,16 +86,17 @@ class TaskStore(ResultStore):
     #: (floor, ceiling) seconds between the harness's counts while it waits (``poll_pause``).
     poll_interval = (0.002, 0.02)
 
-    def __init__(self, url: str, broker: redis.Redis) -> None:
+    def __init__(self, url: str, broker: redis.Redis, task_name: str = TASK_NAME) -> None:
         self.store: Store = open_store(url)
+        self.task_name = task_name
         # Sampler and idle counts read the broker's memory and commands; latency reads the results hash.
         client = self.store.client if isinstance(self.store, RedisStore) else broker
-        super().__init__(client, TASK_NAME)
-        self.results_key = RedisStore.results_key(TASK_NAME)
-        self.deliveries_key = RedisStore.deliveries_key(TASK_NAME)
+        super().__init__(client, task_name)
+        self.results_key = RedisStore.results_key(task_name)
+        self.deliveries_key = RedisStore.deliveries_key(task_name)
         self._counter: Connection | None = None
         self._count_query = (
-            select(func.count()).select_from(results_table).where(results_table.c.task == TASK_NAME)
+            select(func.count()).select_from(results_table).where(results_table.c.task == task_name)
         )
         if isinstance(self.store, SqlStore):
             self.poll_interval = (0.01, 0.05)
@@ -116,7 +117,7 @@ class TaskStore(ResultStore):
 
     def count(self) -> int:
         if not isinstance(self.store, SqlStore):
-            return self.store.count(TASK_NAME)
+            return self.store.count(self.task_name)
         try:
             if self._counter is None:
                 connection = self.store.engine.connect()
@@ -124,7 +125,7 @@ class TaskStore(ResultStore):
             return int(self._counter.execute(self._count_query).scalar_one())
         except exc.DBAPIError:
             self.close()
-            return self.store.count(TASK_NAME)  # which waits out a restart
+            return self.store.count(self.task_name)  # which waits out a restart
 
     def close(self) -> None:
         """Close the counting connection and the SQL store's pool (both reopen on use)."""
@@ -136,7 +137,7 @@ class TaskStore(ResultStore):
                 self.store.close()
 
     def deliveries(self) -> int:
-        return sum(self.store.deliveries(TASK_NAME).values())
+        return sum(self.store.deliveries(self.task_name).values())
 
     def doubled(self) -> int:
         """Rows beyond one per call key: in SQL, rows less distinct keys (0 unless the table's
@@ -144,12 +145,13 @@ class TaskStore(ResultStore):
         if not isinstance(self.store, SqlStore):
             return 0
         table = results_table
-        query = select(func.count() - func.count(func.distinct(table.c.key))).where(table.c.task == TASK_NAME)
+        extra = func.count() - func.count(func.distinct(table.c.key))
+        query = select(extra).where(table.c.task == self.task_name)
         with self.store.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 
     def clear(self) -> None:
-        self.store.clear(TASK_NAME)
+        self.store.clear(self.task_name)
 
     def verify(self, grid: Grid) -> Verification:
         """``Results.verify`` of every point's call, checked against ``compute``, by point."""
@@ -169,18 +171,27 @@ class TaskStack(Wrapped):
     """The grid as calls of ``product`` (``map``; with ``chunk_size``, that many calls per message)
     on a backend's stock-CLI workers, stored in the store at ``results_url``."""
 
+    #: The module the workers import (``PIPELINE_TASKS``): the one declaring the task.
+    module = MODULE
+
     def __init__(self, inner: TaskBackend, results_url: str, chunk_size: int | None = None) -> None:
         super().__init__(inner)
         self.tasks = inner
         self.results_url = results_url
         self.chunk_size = chunk_size
-        self.product = _product()
-        self.store = TaskStore(results_url, inner.store.client)
+        self.product = self.declared_task()
+        self.store = self.open_store(results_url, inner.store.client)
+
+    def declared_task(self) -> Task:
+        return _product()
+
+    def open_store(self, url: str, broker: redis.Redis) -> TaskStore:
+        return TaskStore(url, broker)
 
     def worker_env(self) -> dict[str, str]:
         from shared.pipeline import TASKS_ENV
 
-        return {BACKEND_ENV: self.name, TASKS_ENV: MODULE, RESULTS_URL_ENV: self.results_url}
+        return {BACKEND_ENV: self.name, TASKS_ENV: self.module, RESULTS_URL_ENV: self.results_url}
 
     def submit(self, x: int, y: int) -> None:
         with environ(self.worker_env()):
@@ -203,7 +214,7 @@ class TaskStack(Wrapped):
             routing.queue_for(COMPUTE_TASK): self.product.queue,
             routing.queue_for(HANDLE_RESULT_TASK): store_results.queue,
         }
-        return self.tasks.task_worker_command([queue_of.get(q, q) for q in queues], [MODULE])
+        return self.tasks.task_worker_command([queue_of.get(q, q) for q in queues], [self.module])
 
 
 def create(path: str, kind: StoreKind, settings: Settings, chunk_size: int | None = None) -> Backend:

@@ -70,6 +70,8 @@ class Profile:
     cases: tuple[Case, ...]
     repeats: int
     warmup: bool = True
+    #: What each stack's warm-up run sends (a user's task takes its own calls, not points).
+    warmup_grid: Grid = WARMUP
 
     def narrowed(self, workloads: Iterable[str] | None = None, repeats: int | None = None) -> Profile:
         """This profile with only the cases of ``workloads`` (None: all) and, if given, ``repeats``
