@@ -110,3 +110,28 @@ def test_bulk_submit_and_idle_cases_on_real_workers(settings: Settings, tmp_path
     assert "Redis commands/s per idle worker" in markdown
     assert "## The performance issue's targets" in markdown
     assert "| bulk submit: >= 20,000 tasks/s | dramatiq ours |" in markdown
+
+
+def test_cpu_target_is_absolute_for_chunked_and_relative_to_the_best_peer_per_message() -> None:
+    doc = {
+        "summary": [
+            _summary("dramatiq", "chunked", "cpu", fraction_of_ideal=0.93, throughput_median=372.0),
+            _summary("rq", "chunked", "cpu", fraction_of_ideal=0.85, throughput_median=340.0),
+            _summary("dramatiq", "ours", "cpu", throughput_median=330.0, fraction_of_limit=0.97),
+            _summary("rq", "ours", "cpu", throughput_median=290.0),
+            _summary("dramatiq", "stock", "cpu", throughput_median=300.0),
+            _summary("celery-rabbitmq", "tuned", "cpu", throughput_median=310.0),
+            _summary("redis-limit", "probe", "cpu", throughput_median=340.0),  # a probe, not a peer
+            {**_summary("huey", "tuned", "cpu", throughput_median=900.0), "status": "FAILED"},
+        ],
+        "runs": [],
+    }
+    got = {(c.target, c.stack): (c.measured, c.met) for c in targets.evaluate(doc)}
+    assert got[(targets.CPU_CHUNKED, "dramatiq chunked")] == ("93%", True)
+    assert got[(targets.CPU_CHUNKED, "rq chunked")] == ("85%", False)
+    per_message = targets.CPU_PER_MESSAGE
+    assert got[(per_message, "dramatiq ours")] == (
+        "1.06x celery-rabbitmq tuned (best peer), 97% of the probe",
+        True,
+    )
+    assert got[(per_message, "rq ours")] == ("0.94x celery-rabbitmq tuned (best peer)", False)
