@@ -17,7 +17,7 @@ from benchmarks.result_stores import STORES
 from benchmarks.schema import SCHEMA_VERSION
 from benchmarks.stacks import BASELINE, LIMIT, Stack
 from benchmarks.summary import not_measured_row, run_rows, summarize
-from benchmarks.workloads import SLICE, SLOW_RATE, Case, Profile
+from benchmarks.workloads import KEEPS_UP, SLICE, SLOW_RATE, Case, Profile
 from shared.backend import Backend
 from shared.settings import Settings
 
@@ -44,6 +44,17 @@ def runs_on(case: Case, stack: Stack) -> bool:
     """Whether ``case`` runs on ``stack``: the case names it (``Case.runs_on``), and an open-loop
     (latency) case only where latency can be timed (``Stack.latency_unmeasurable``)."""
     return case.runs_on(stack.label) and (case.closed or not stack.latency_unmeasurable)
+
+
+def too_slow(case: Case, state: StackState) -> str:
+    """Why an open-loop case is not run on a stack whose warm-up was slower than twice its rate
+    ("": it runs): a backlog would build, and the run would time the queue, not the stack, for
+    minutes (stock rq's 10-second latency run took 45 s)."""
+    if case.closed or case.rate is None or state.warmup_throughput is None:
+        return ""
+    if state.warmup_throughput >= KEEPS_UP * case.rate:
+        return ""
+    return f"slower than the rate (warm-up {state.warmup_throughput:,.0f}/s < {KEEPS_UP:g} x {case.rate:g}/s)"
 
 
 def _prepare(stacks: list[Stack], settings: Settings) -> list[StackState]:
@@ -85,9 +96,13 @@ class Harness:
     def planned(self, states: list[StackState]) -> int:
         """Runs the progress bar counts: a warm-up per stack, then each case's repetitions on each
         stack it runs on (``Case.only``)."""
-        warmups = len(states) * int(self.profile.warmup)
+        return len(states) * int(self.profile.warmup) + self._case_runs(states)
+
+    def _case_runs(self, states: list[StackState]) -> int:
         cases = self.profile.cases
-        return warmups + sum(self._repeats(c) * sum(runs_on(c, s.stack) for s in states) for c in cases)
+        return sum(
+            sum(self._runs(c, s, r) for s in states) for c in cases for r in range(1, self._repeats(c) + 1)
+        )
 
     def _one(self, bar: Progress, state: StackState, case: Case, repeat: int, overall: Any) -> RunRecord:
         assert state.backend is not None
@@ -120,6 +135,14 @@ class Harness:
         bar.console.print(f"{label} {step}: {record.throughput:,.0f} tasks/s {mark}", highlight=False)
         return record
 
+    def _runs(self, case: Case, state: StackState, repeat: int) -> bool:
+        """Whether repetition ``repeat`` of ``case`` runs on the stack: a sliced stack runs only
+        the profile's ``sliced_repeats`` of each case (its runs take the longest and say least)."""
+        if not runs_on(case, state.stack) or too_slow(case, state):
+            return False
+        limit = self.profile.sliced_repeats
+        return not (state.sliced and limit is not None and repeat > limit)
+
     def _warm_up(self, bar: Progress, states: list[StackState], overall: Any) -> None:
         """One small run per stack: catches a broken stack early and finds the slow ones to slice."""
         for state in states:
@@ -147,9 +170,11 @@ class Harness:
             overall = bar.add_task("all runs", total=total)
             if self.profile.warmup:
                 self._warm_up(bar, active, overall)
+                live = [s for s in active if s.backend is not None]  # fewer where slices and rates cut runs
+                bar.update(overall, total=len(active) + self._case_runs(live))
             for case in cases:
                 for repeat in range(1, self._repeats(case) + 1):
-                    for state in [s for s in active if s.backend and runs_on(case, s.stack)]:
+                    for state in [s for s in active if s.backend and self._runs(case, s, repeat)]:
                         run_case_for = case.sliced() if state.sliced else case
                         self.runs.append(self._one(bar, state, run_case_for, repeat, overall))
         return self.document(states, cases, time.monotonic() - started)
@@ -166,8 +191,9 @@ class Harness:
         summary = summarize(self.runs, skipped, workloads, ideal, sliced, only)
         for c in cases:
             for s in states:
-                if s.backend is not None and c.runs_on(s.stack.label) and not runs_on(c, s.stack):
-                    reason = s.stack.latency_unmeasurable
+                if s.backend is None or not c.runs_on(s.stack.label):
+                    continue
+                if reason := s.stack.latency_unmeasurable if not runs_on(c, s.stack) else too_slow(c, s):
                     summary.append(not_measured_row(*s.stack.key, c.workload, c.compute_workers, reason))
         return {
             "schema": SCHEMA_VERSION,
@@ -180,6 +206,8 @@ class Harness:
                 "warmup": self.profile.warmup,
                 "slow_rate": SLOW_RATE,
                 "slice_grid": str(SLICE),
+                "sliced_repeats": self.profile.sliced_repeats,
+                "keeps_up": KEEPS_UP,
                 "baseline": " ".join(BASELINE),
                 "limit": " ".join(LIMIT),
                 "cases": [
@@ -193,6 +221,7 @@ class Harness:
                         "repeats": self._repeats(c),
                         "only": list(c.only) if c.only is not None else None,
                         "skip": list(c.skip),
+                        "skip_profiles": list(c.skip_profiles),
                         "rss_every_s": c.rss_every,
                         "stall_timeout_s": c.stall_timeout,
                         "note": c.note,

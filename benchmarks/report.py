@@ -244,8 +244,16 @@ def _method(doc: dict[str, Any]) -> list[str]:
         "then the median is taken. Every run is verified through `ResultStore.verify`; "
         "a FAILED run is excluded from the figures.",
         f"A stack slower than {m['slow_rate']:g} tasks/s in its warm-up runs a {m['slice_grid']} slice "
-        "of each grid instead (marked `slice`). Latency is submit (scheduled time) → result stored, "
-        "seen when Redis announces the write (keyspace events; a 1 ms poll where CONFIG is refused).",
+        "of each grid instead (marked `slice`)"
+        + (f", {m['sliced_repeats']} time(s) per case" if m.get("sliced_repeats") else "")
+        + ". Latency is submit (scheduled time) → result stored, "
+        "seen when Redis announces the write (keyspace events; a 1 ms poll where CONFIG is refused)"
+        + (
+            f"; it is not timed on a stack whose warm-up went under {m['keeps_up']:g}x the rate "
+            "(a backlog would build: the run would time the queue)."
+            if m.get("keeps_up")
+            else "."
+        ),
     ]
     skipping: dict[tuple[str, ...], list[Row]] = {}
     for case in m["cases"]:

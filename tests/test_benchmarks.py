@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from rich.console import Console
 
 from benchmarks import memory, output, report, schema, stats, targets
 from benchmarks.cli import main as bench_cli
-from benchmarks.harness import Harness, StackState, runs_on
+from benchmarks.harness import Harness, StackState, runs_on, too_slow
 from benchmarks.measure import RunRecord, Sampler
 from benchmarks.postgres_server import PostgresServer
 from benchmarks.stacks import STACKS, Stack, select
@@ -30,6 +30,7 @@ from benchmarks.workloads import (
     TASK_STACKS,
     Case,
     Profile,
+    latency,
     soak,
 )
 from shared.backend import BACKEND_ENV, Backend
@@ -214,6 +215,27 @@ def test_progress_total_counts_a_named_case_only_on_its_stacks(settings: Setting
     profile = Profile("t", (Case("grid", Grid(2, 2), repeats=3), soak(Grid(2, 2), ("rq ours",))), repeats=1)
     states = [StackState(s) for s in select(["rq ours", "rq stock", "rq chunked"])]
     assert Harness(profile, [], settings, Path(), QUIET).planned(states) == 3 + 3 * 3 + 1
+
+
+def test_slow_stacks_run_each_case_once_and_no_latency_they_cannot_keep_up_with(settings: Settings) -> None:
+    grid, lat = Case("grid", Grid(2, 2), repeats=3), latency(20, 1)
+    profile = Profile("t", (grid, lat), repeats=1, sliced_repeats=1)
+    by_label = {s.label: StackState(s) for s in select(["rq ours", "rq stock", "dramatiq stock"])}
+    fast, slow, cold = by_label["rq ours"], by_label["rq stock"], by_label["dramatiq stock"]
+    fast.warmup_throughput, slow.warmup_throughput = 2_000.0, 5.0
+    fast.backend, slow.backend = fast.stack.make(settings), slow.stack.make(settings)
+    slow.sliced = True
+    harness = Harness(profile, [], settings, Path(), QUIET)
+    assert [harness._runs(grid, slow, r) for r in (1, 2, 3)] == [True, False, False]
+    assert [harness._runs(grid, fast, r) for r in (1, 2, 3)] == [True, True, True]
+    assert harness._runs(lat, fast, 1) and not harness._runs(lat, slow, 1)
+    assert too_slow(lat, slow) == "slower than the rate (warm-up 5/s < 2 x 20/s)"
+    assert too_slow(grid, slow) == "" and too_slow(lat, cold) == ""  # not warmed up: runs
+    assert harness.planned([fast, slow]) == 2 + (3 + 1) + (1 + 0)  # warm-ups, grid, latency
+    assert not replace(lat, skip_profiles=("stock",)).runs_on("rq stock")
+    doc = harness.document([fast, slow], [grid, lat], 1.0)
+    (row,) = [r for r in doc["summary"] if r["workload"] == "latency" and r["profile"] == "stock"]
+    assert row["status"] == "not measured: slower than the rate (warm-up 5/s < 2 x 20/s)"
 
 
 def test_summary_skips_a_named_case_on_a_stack_it_never_names() -> None:
