@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -15,6 +16,7 @@ import redis
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker, _RedisConsumer
 from dramatiq.message import get_encoder
 from dramatiq.middleware import Middleware, MiddlewareError, default_middleware
+from dramatiq.results import Results
 
 from dramatiq_impl.commit import GroupCommit, Outbox
 from dramatiq_impl.consumer import PipelineConsumer
@@ -27,6 +29,7 @@ from dramatiq_impl.middleware import (
 )
 from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
+from dramatiq_impl.sends import flush_before_get_result
 from shared.connection import connect
 from shared.settings import Settings
 from shared.store import ScriptRow
@@ -101,6 +104,21 @@ class PipelineBroker(RedisBroker):
         """What was held back for a message; its consumer writes it with (before) its ack."""
         return self.outboxes.pop(redis_message_id, None) if redis_message_id is not None else None
 
+    def flush_sends(self) -> int:
+        """From an actor: write the messages it has sent so far now, in order, rather than with its
+        ack (``dramatiq_impl.sends``); how many. Returns once they are in Redis."""
+        box: Outbox | None = getattr(self._capture, "box", None)
+        if box is None or not box.enqueues:
+            return 0
+        now = Outbox()
+        now.enqueues, box.enqueues = box.enqueues, []
+        written: list[bool] = []
+        self.group_commit.commit(now, [], on_written=partial(written.append, True), wait=True)
+        if not written:  # abandoned while the worker stops: they go with the ack (or its redelivery)
+            box.enqueues[:0] = now.enqueues
+            return 0
+        return len(now.enqueues)
+
     def defer_store(self, store: Store, rows: Sequence[StoreRow]) -> bool:
         """From an actor: have ``rows`` written to ``store`` before its message's ack (with the rows
         of every message acked meanwhile), True; else False."""
@@ -119,8 +137,12 @@ class PipelineBroker(RedisBroker):
         return True
 
     def add_middleware(self, middleware: Middleware, **kwargs: Any) -> None:
+        """As Broker.add_middleware; a Results middleware's backend writes what the calling actor
+        holds back before it looks for a result (``dramatiq_impl.sends``)."""
         super().add_middleware(middleware, **kwargs)
         self._hooks = {}
+        if isinstance(middleware, Results):
+            flush_before_get_result(self, middleware.backend)
 
     def _hooks_for(self, signal: str) -> tuple[Callable[..., Any], ...]:
         """Bound hooks of the middleware that override ``signal`` (most are Middleware's no-ops)."""

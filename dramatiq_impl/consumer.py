@@ -61,7 +61,7 @@ class PipelineConsumer(_RedisConsumer):
         self.drained = False
         #: Messages this consumer may hold now (``MessageCpu.window``), and how many must be free
         #: before it fetches: under load, waiting for a few acks turns one-message fetches into
-        #: batches (half the window, at most ``MIN_FETCH``).
+        #: batches (half the window, at most ``MIN_FETCH``; 1 where actor priorities differ).
         self.window = 1
         self.min_fetch = 1
         #: Set by an ack that frees ``min_fetch`` slots while this consumer waits for room.
@@ -93,8 +93,10 @@ class PipelineConsumer(_RedisConsumer):
                 self.queued_message_ids.add(message.message_id)
                 self._hold(message)  # on the message itself: MessageProxy forwards each attribute
                 return MessageProxy(message)
-            self.window = self.broker.message_cpu.window(self.queue_name, self.prefetch)
-            self.min_fetch = max(1, min(self.window // 2, MIN_FETCH))
+            pacing = self.broker.message_cpu
+            self.window = pacing.window(self.queue_name, self.prefetch)
+            # Actors of several priorities: fetch whenever there is room, as stock (pacing.ordered).
+            self.min_fetch = 1 if pacing.ordered else max(1, min(self.window // 2, MIN_FETCH))
             room = self.window - self.outstanding_message_count
             if room >= self.min_fetch and not self.drained:
                 self.message_cache = self._fetch(room)

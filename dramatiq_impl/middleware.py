@@ -55,7 +55,8 @@ class ValidateArguments(Middleware):
 
 
 class CaptureSends(Middleware):
-    """While an actor runs, hold back the messages it sends: they go to Redis with its ack.
+    """While an actor runs, hold back the messages it sends: they go to Redis with its ack (an
+    actor that must see one earlier: ``dramatiq_impl.sends``).
 
     Placed after Retries, so its after-hook runs first: a retry Retries enqueues is written at
     once, as in stock Dramatiq.

@@ -14,6 +14,16 @@ actors that wait on I/O (they use little CPU); 2 messages for 80 ms ones, 1 for 
 a second. In a worker, a consumer starts at 1 until its queue's first message is measured, so its
 first fetch never takes a whole batch of heavy chunks. (A window of a few messages also means a round trip per
 message and no group commit; the default prefetch pays for itself on short messages.)
+
+Where a smaller window would change what runs first, the feature wins: actor ``priority``. Stock
+Dramatiq puts every message its consumers prefetched into one priority queue per worker process,
+ordered by its actor's ``priority`` (lowest first; the Redis broker itself is FIFO and a message
+carries no priority of its own), so priority reorders exactly what a worker holds. A worker whose
+actors (on the queues it consumes, ``-Q``) do not all share one priority therefore holds its whole
+prefetch on every queue and fetches whenever it has room, as stock does (``ordered``); where they
+all share one, as the pipeline's own and most users' actors do, no order can change and the window
+applies. Actors declared after the worker boots count too (``after_declare_actor``). The check
+runs at boot and per declaration, never per message.
 """
 
 from __future__ import annotations
@@ -39,9 +49,26 @@ class MessageCpu(Middleware):
         self._started = threading.local()
         #: Outside a worker nothing is measured: a consumer used on its own holds its prefetch.
         self.in_worker = False
+        #: The queues the worker consumes (its ``-Q``; None: every declared queue).
+        self.queues: set[str] | None = None
+        #: The worker runs actors of more than one priority: every consumer holds its prefetch.
+        self.ordered = False
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         self.in_worker = True  # before the worker starts its consumers, whose first fetch counts
+        whitelist = getattr(worker, "consumer_whitelist", None)
+        self.queues = set(whitelist) if whitelist else None
+        self._see_priorities(broker)
+
+    def after_declare_actor(self, broker: Any, actor: Any) -> None:
+        if self.in_worker:  # before the boot the worker's queues are unknown, and nothing is paced
+            self._see_priorities(broker)
+
+    def _see_priorities(self, broker: Any) -> None:
+        """``ordered``: do the actors of the consumed queues have more than one priority?"""
+        actors = getattr(broker, "actors", {}).values()
+        found = {a.priority for a in actors if self.queues is None or a.queue_name in self.queues}
+        self.ordered = len(found) > 1
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         self._started.cpu = time.thread_time()
@@ -56,8 +83,9 @@ class MessageCpu(Middleware):
         """Messages a consumer of ``queue_name`` may hold: 1 to ``prefetch``. A delay queue's
         consumer holds its whole prefetch: its messages wait for their eta in the worker and cost
         no CPU until they are due, and a window of 1 would hold every delayed message (and every
-        retry's backoff) behind the one fetched first, however much later that one is due."""
-        if queue_name == dq_name(queue_name):
+        retry's backoff) behind the one fetched first, however much later that one is due. A worker
+        whose actors differ in priority holds its whole prefetch (``ordered``, module docstring)."""
+        if self.ordered or queue_name == dq_name(queue_name):
             return prefetch
         cpu = self.per_queue.get(queue_name)
         if cpu is None:
