@@ -12,6 +12,10 @@ time, worked out again (``docs/performance.md``, RQ per message round four):
 - the function is imported by name (``import_attribute``) on every access: ours are looked up in
   ``tasks.FUNCTIONS`` (the seed's) and among the tasks declared through ``shared.pipeline``, and a
   name outside them is refused (a job written into Redis by someone else cannot name ``os.system``).
+
+A job's callbacks (``on_success``, ``on_failure``, ``on_stopped``) are imported by name too: RQ
+imports whatever the job hash names. Ours come only from a module that declares tasks (the seed's,
+``PIPELINE_TASKS``'), so a job cannot name ``os.system`` as a callback either.
 """
 
 from __future__ import annotations
@@ -24,8 +28,13 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import Serializer, resolve_serializer
 
+from rq_impl import tasks
 from rq_impl.driver import job_function
 from rq_impl.tasks import FUNCTIONS
+from shared.pipeline import declared
+
+#: The seed's job functions' module: its callbacks may be named too.
+FUNCTIONS_MODULE = tasks.__name__
 
 #: Job hash fields holding RQ timestamps (``utcformat``), with the attribute each is restored to.
 _TIMESTAMPS = {
@@ -39,6 +48,15 @@ _TIMESTAMPS = {
 
 class FunctionNotAllowed(Exception):
     """The job names a function outside the pipeline's tasks."""
+
+
+def _callback_allowed(name: str | None) -> None:
+    """Refuse a callback named outside the modules that declare this worker's tasks."""
+    if not name:
+        return
+    modules = {FUNCTIONS_MODULE, *(task.fn.__module__ for task in declared())}
+    if name.rpartition(".")[0] not in modules:
+        raise FunctionNotAllowed(f"callback {name!r} is not in a module of pipeline tasks")
 
 
 @cache
@@ -59,6 +77,21 @@ class PipelineJob(Job):
         if fn is None:
             raise FunctionNotAllowed(f"{self.func_name!r} is not a pipeline task")
         return fn
+
+    @property
+    def success_callback(self) -> Any:
+        _callback_allowed(self._success_callback_name)
+        return super().success_callback
+
+    @property
+    def failure_callback(self) -> Any:
+        _callback_allowed(self._failure_callback_name)
+        return super().failure_callback
+
+    @property
+    def stopped_callback(self) -> Any:
+        _callback_allowed(self._stopped_callback_name)
+        return super().stopped_callback
 
     def restore(self, raw_data: Any) -> Any:
         data = dict(raw_data)

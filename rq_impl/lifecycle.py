@@ -44,10 +44,12 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from rq_impl import outbox, records, store_batch
 from rq_impl.alarm import StandingAlarm
+from rq_impl.dependents import enqueue_dependents
 from rq_impl.outbox import Outbox
 from rq_impl.prestart import dequeue_and_start, sweep_holds
 from rq_impl.store_batch import HeldSuccess
 from shared import stopping
+from shared.errors import config_error
 
 #: `rq suspend` is honoured within this many seconds by a worker between two chains of jobs
 #: (RQ checks, with a round trip, between every two jobs; the claim script checks it itself).
@@ -80,10 +82,15 @@ class LeanLifecycle(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        prefixes = (self.queue_class.redis_queue_namespace_prefix, self.job_class.redis_job_namespace_prefix)
-        if prefixes != records.KEY_PREFIXES:
-            raise ValueError(
-                f"the job scripts write RQ's default key layout {records.KEY_PREFIXES}, not {prefixes}"
+        prefixes = (
+            self.queue_class.redis_queue_namespace_prefix,
+            self.job_class.redis_job_namespace_prefix,
+            self.redis_worker_namespace_prefix,
+        )
+        if prefixes != records.KEY_PREFIXES:  # RQ_KEY_PREFIX is followed; a class's own is not
+            raise config_error(
+                f"{type(self).__name__} writes RQ's key layout under RQ_KEY_PREFIX {records.KEY_PREFIXES}, "
+                f"not the queue/job/worker class prefixes {prefixes}: set RQ_KEY_PREFIX instead"
             )
         self.scripts = records.Scripts(self.connection)
         self._successes = []
@@ -115,10 +122,19 @@ class LeanLifecycle(SimpleWorker):
                 queue = self._queue_named(held.queue_name)
                 self.reorder_queues(reference_queue=queue)
                 job.redis_server_version = self.get_redis_server_version()
+                self._log_dequeued(queue, job)
         finally:
             self._release_held()
         if self.get_state() != WorkerStatus.IDLE:  # the success script already wrote it
             self.set_state(WorkerStatus.IDLE)
+
+    def _log_dequeued(self, queue: Queue, job: Job) -> None:
+        """RQ's line for a job taken off a queue: its description too, unless
+        ``log_job_description`` is off (``rq worker --disable-job-desc-logging``)."""
+        if self.log_job_description:
+            self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+        else:
+            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
 
     def _queue_named(self, name: str) -> Queue:
         for queue in self.queues:
@@ -241,12 +257,16 @@ class LeanLifecycle(SimpleWorker):
             self._held = claimed
             if claimed is None:
                 self._state = WorkerStatus.IDLE  # written by the script
-        if dependents:
-            queue.enqueue_dependents(job)
+        if dependents is not None:  # the job's status before this success: RQ's rule reads it
+            enqueue_dependents(queue, job, dependents)
         release_slot(job)
         assert job.started_at is not None and job.ended_at is not None
         took = job.ended_at - job.started_at
-        self.log.info("Successfully completed job %s in %ss on worker %s", job.id, took, self.name)
+        if self.log_job_description:
+            completed = "Successfully completed %s job in %ss on worker %s"
+            self.log.info(completed, job.description, took, self.name)
+        else:
+            self.log.info("Successfully completed job %s in %ss on worker %s", job.id, took, self.name)
 
     def _return_value(self, job: Job) -> str:
         """The result stream's ``return_value`` field as RQ's ``Result`` writes it ('' for None)."""
@@ -326,7 +346,7 @@ class LeanLifecycle(SimpleWorker):
                     job, queue = result
                     self.reorder_queues(reference_queue=queue)
                     job.redis_server_version = self.get_redis_server_version()
-                    self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+                    self._log_dequeued(queue, job)
                 break
             except DequeueTimeout:
                 if max_idle_time is not None:

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 #: comes first: a hold list that has held ids since a sweep ``grace`` or more ago goes back to the
 #: head of the queue (a live worker empties its own in the same write as the move); one that
 #: holds ids is marked seen; an empty one is unmarked, and leaves the set once its worker's key is
-#: gone. Returns how many ids went back.
-SWEEP = """
+#: gone. Returns how many ids went back. Keys under ``RQ_KEY_PREFIX`` (``records.keyed``).
+SWEEP = records.keyed("""
 local queue = 'rq:queue:' .. ARGV[1]
 local holds = queue .. ':holds'
 local seen = holds .. ':seen'
@@ -58,7 +58,7 @@ for _, hold in ipairs(redis.call('SMEMBERS', holds)) do
     end
 end
 return moved
-"""
+""")
 
 
 def hold_key(queue_name: str, worker_name: str) -> str:

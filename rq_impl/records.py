@@ -26,6 +26,12 @@ not look at the suspension, as RQ's own idle worker does not while it waits (RQ 
 jobs).
 The start's TTL is the job's timeout (the worker's fallback if it has none) plus the worker's
 grace: the formula of ``LeanLifecycle.get_heartbeat_ttl``.
+
+The scripts are written with RQ's default prefix ``rq:``; under ``RQ_KEY_PREFIX`` (RQ 3.0 reads it
+at import, and allows only ``[A-Za-z0-9_.:{}-]``, nothing a Lua string could mind) ``keyed`` puts
+their keys where RQ's own code puts them. A job, queue or worker class with a key prefix of its
+own is refused at worker start (``LeanLifecycle``): RQ's registries, results and executions would not
+follow it either.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from rq.defaults import RQ_KEY_PREFIX
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
@@ -49,8 +56,14 @@ from shared.store import PUT_ROW_LUA, ScriptRow
 if TYPE_CHECKING:
     from rq_impl.lifecycle import LeanLifecycle
 
-#: The queue and job key prefixes the scripts write under (RQ's defaults).
-KEY_PREFIXES = ("rq:queue:", "rq:job:")
+#: The queue, job and worker key prefixes the scripts write under: RQ's own, for ``RQ_KEY_PREFIX``.
+KEY_PREFIXES = (f"{RQ_KEY_PREFIX}:queue:", f"{RQ_KEY_PREFIX}:job:", f"{RQ_KEY_PREFIX}:worker:")
+
+
+def keyed(lua: str) -> str:
+    """``lua`` (its keys written as ``'rq:...``) with its keys under ``RQ_KEY_PREFIX``."""
+    return lua if RQ_KEY_PREFIX == "rq" else lua.replace("'rq:", f"'{RQ_KEY_PREFIX}:")
+
 
 #: Lua: start job ``id`` for the worker (see ``Stamp.args`` for what ``s`` holds), registered, as
 #: RQ does, under the queue its hash names as its origin. Returns nil if the job's hash is gone
@@ -116,7 +129,7 @@ end
 #: then ``claim``'s (one queue). Sent right behind the ``BLMOVE`` that moved a job into the hold
 #: list (see ``rq_impl.prestart``): starts what the hold list has (what a broken connection left there
 #: too: anything past the first goes back to the head of the queue), else claims from the queue.
-CLAIM = (
+CLAIM = keyed(
     _START_FUNCTION
     + """
 local hold, name = ARGV[4], ARGV[7]
@@ -143,9 +156,11 @@ return claim(6)
 #: words, number of queues to claim from and their names (priority order), the stamp (5 values)
 #: if any. The job's outputs go first: a command that fails stops the script before the job is
 #: recorded finished, and the job fails and is retried as it would have if the task had raised.
-#: Returns {dependents?} or {dependents?, queue name, job id, job hash as read, TTL} when it
-#: claimed and started one.
-FINISH = (
+#: Returns {parent} or {parent, queue name, job id, job hash as read, TTL} when it claimed and
+#: started one; ``parent`` is '' if the job has no dependents, else its status as it was before
+#: this script wrote ``finished``: RQ reads it there (``handle_job_success`` moves dependents
+#: before it writes the status), so a job cancelled or stopped while it ran holds them back.
+FINISH = keyed(
     _START_FUNCTION
     + """
 local wkey, wname, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -167,6 +182,7 @@ for _ = 1, commands do
     i = i + words + 1
 end
 local jkey = 'rq:job:' .. id
+local before = redis.call('HGET', jkey, 'status') or 'started'
 redis.call('HINCRBY', wkey, 'successful_job_count', 1)
 redis.call('HINCRBYFLOAT', wkey, 'total_working_time', ARGV[11])
 redis.call('HSET', jkey, 'status', 'finished', 'started_at', ARGV[7], 'ended_at', ARGV[8],
@@ -183,7 +199,11 @@ redis.call('EXPIRE', rkey, ttl)
 redis.call('ZADD', 'rq:finished:' .. qname, now + ttl, id)
 local dependents = redis.call('EXISTS', jkey .. ':dependents')
 redis.call('EXPIRE', jkey, ttl)
-if dependents == 1 then redis.call('EXPIRE', jkey .. ':dependents', ttl) end
+local parent = ''
+if dependents == 1 then
+    parent = before
+    redis.call('EXPIRE', jkey .. ':dependents', ttl)
+end
 if ARGV[14] ~= '' then redis.call('EXPIRE', 'rq:job::' .. id .. ':dependencies', ttl) end
 local composite = id .. ':' .. eid
 redis.call('DEL', 'rq:execution:' .. composite)
@@ -192,10 +212,10 @@ redis.call('ZREM', 'rq:executions:' .. id, eid)
 redis.call('SREM', wkey .. ':executions', composite)
 if redis.call('EXISTS', 'rq:suspended') == 0 then
     local claimed = claim(i)
-    if claimed then return {dependents, unpack(claimed)} end
+    if claimed then return {parent, unpack(claimed)} end
 end
 redis.call('HSET', wkey, 'state', 'idle')
-return {dependents}
+return {parent}
 """
 )
 
@@ -203,7 +223,7 @@ return {dependents}
 #: ARGV: worker key, worker name, now (s), then ``claim``'s. Claims and starts the next job of the
 #: queues without finishing one (``rq_impl.store_batch``: a success held until its rows are
 #: stored); nothing while ``rq suspend`` is in force.
-CLAIM_NEXT = (
+CLAIM_NEXT = keyed(
     _START_FUNCTION
     + """
 if redis.call('EXISTS', 'rq:suspended') == 1 then return nil end
@@ -310,10 +330,10 @@ def finish(
     rows: list[ScriptRow],
     commands: list[tuple[Any, ...]],
     claim_from: list[str],
-) -> tuple[bool, Claim | None]:
+) -> tuple[str | None, Claim | None]:
     """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
-    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (job has
-    dependents, the job claimed)."""
+    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (None if the
+    job has no dependents, else its status before this success, the job claimed)."""
     assert job.started_at is not None and job.ended_at is not None
     args: list[Any] = [
         *worker_args(worker),
@@ -339,7 +359,7 @@ def finish(
     claiming, stamp = claim_args(worker, claim_from)
     args.extend(claiming)
     reply = worker.scripts.finish(args)
-    return bool(reply[0]), parse_claim(reply[1:], stamp)
+    return (reply[0].decode() or None), parse_claim(reply[1:], stamp)
 
 
 def claim_next(worker: LeanLifecycle, queue_names: list[str]) -> Claim | None:

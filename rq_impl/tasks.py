@@ -32,7 +32,7 @@ __all__ = ["BACKEND_NAME", "FUNCTIONS", "JOB_OPTIONS", "connection", "enqueue", 
 store = seed.seed_store(BACKEND_NAME)
 
 #: Every seed job's options (``seed.SEED_OPTIONS``): kept 30 s after it finishes, a 10 s timeout,
-#: three retries of what a second try can fix (see rq_impl.worker).
+#: three retries (bad arguments never: ``rq_impl.retry_rule``).
 JOB_OPTIONS: Mapping[str, Any] = job_options(seed.compute.options)
 
 

@@ -14,8 +14,12 @@ moves it to the failed registry. This worker, still driven by the stock CLI:
   ``BLMOVE``: in that worker's hold list, ``rq_impl.prestart``, or in RQ's intermediate queue if
   a stock RQ worker shares the queue) ``INTERMEDIATE_GRACE`` seconds after it is first seen,
   where RQ waits over a minute;
-- retries only what can succeed on a second try (lost connections, timeouts, abandoned jobs):
-  bad arguments, undecodable data and unknown functions go straight to the failed registry;
+- keeps RQ's ``Retry`` rule, but a pipeline task's job retries what its task's ``retry_on`` says
+  (bad arguments never), and a job it will not run (undecodable, a function outside the
+  pipeline) goes straight to the failed registry (``rq_impl.retry_rule``);
+- stops a running job on ``rq.command.send_stop_job_command`` as RQ's forking worker does
+  (``on_stopped``, status ``stopped``), where RQ's ``SimpleWorker`` lets it run on
+  (``rq_impl.stop_job``);
 - stops without stranding a job: RQ's warm shutdown raises out of whatever an idle worker is
   doing, and a job it had just moved off the queue (BLMOVE) stays in the intermediate queue
   for a minute or more; this worker only flags the stop while idle, and waits on the queue with
@@ -35,7 +39,7 @@ from __future__ import annotations
 import os
 import signal
 from datetime import timedelta
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 import redis
@@ -47,17 +51,18 @@ os.environ.setdefault(BACKEND_ENV, "rq")
 
 from rq.defaults import DEFAULT_JOB_CLASS, DEFAULT_MAINTENANCE_TASK_INTERVAL, DEFAULT_SERIALIZER_CLASS
 from rq.exceptions import StopRequested
+from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
-from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from rq_impl.driver import declared_task
+from rq_impl import stop_job
 from rq_impl.job import PipelineJob
 from rq_impl.lifecycle import LeanLifecycle
+from rq_impl.retry_rule import may_retry
 from shared import stopping
 from shared.pipeline import import_tasks, prepare_worker
 
@@ -67,7 +72,6 @@ DEQUEUE_SECONDS = 1
 INTERMEDIATE_GRACE = 5
 HEARTBEAT_EVERY = 1.0
 
-RETRYABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, JobTimeoutException)
 #: ``--serializer`` values that mean JSON, and RQ's default, which its CLI passes when the flag is absent.
 _QUIETLY_JSON: tuple[object, ...] = (
     None,
@@ -88,14 +92,6 @@ def _json_queues(queues: Any) -> Any:
     return [q.name if isinstance(q, Queue) and q.serializer is not JSONSerializer else q for q in queues]
 
 
-def _func_name(job: Job) -> str:
-    """The function a job names, or '' when its data cannot be read (it fails for that reason)."""
-    try:
-        return job.func_name or ""
-    except Exception:
-        return ""
-
-
 class PromptIntermediateQueue(IntermediateQueue):
     """RQ's intermediate queue, but a job counts as stranded after seconds, not a minute: a live
     worker moves its job out within microseconds of dequeueing it."""
@@ -110,6 +106,8 @@ class PipelineWorker(LeanLifecycle):
     heartbeat_grace = HEARTBEAT_GRACE
     untimed_job_timeout = 60
     hold_grace = INTERMEDIATE_GRACE
+    #: The job timeout, which also opens the window a stop request lands in (``rq_impl.stop_job``).
+    death_penalty_class = stop_job.StoppableAlarm
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         import_tasks()  # PIPELINE_TASKS: the declared tasks this worker may run
@@ -196,12 +194,32 @@ class PipelineWorker(LeanLifecycle):
                     queue.release_maintenance_lock()
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        exc_type, exc = (exc_info[0], exc_info[1]) if len(exc_info) > 1 else (None, None)
-        task = declared_task(_func_name(job))
-        if task is not None:  # a declared task retries what its own options say
-            retry = exc is not None and (isinstance(exc, RETRYABLE) or task.options.retryable(exc))
-        else:
-            retry = exc_type is not None and issubclass(exc_type, RETRYABLE)
-        if not retry:
+        if not may_retry(job, exc_info[1] if len(exc_info) > 1 else None):
             job.retries_left = 0
         super().handle_exception(job, *exc_info)
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        stop_job.install()  # the main thread's handler for stop requests
+        return super().work(*args, **kwargs)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        # RQ's stop-job / stop-execution commands (pubsub thread), _stopped_job_id already set:
+        # no horse here, so the job is stopped where it runs.
+        if self._stopped_job_id:
+            stop_job.request(self._stopped_job_id)
+
+    def get_current_job_id(self) -> str | None:
+        # The job running now; RQ's answer (the first of `executions`) may be a held success.
+        return stop_job.running_job_id() or super().get_current_job_id()
+
+    def _finalize_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        execution: Execution,
+        exc_info: tuple[type[BaseException] | None, BaseException | None, TracebackType | None],
+    ) -> None:
+        if self._stopped_job_id == job.id and isinstance(exc_info[1], stop_job.JobStopped):
+            stop_job.finalize_stopped(self, job, queue, execution)
+            return
+        super()._finalize_failure(job, queue, execution, exc_info)

@@ -10,7 +10,7 @@ from pathlib import Path
 import dramatiq
 import pytest
 import redis
-from rq import Queue
+from rq import Callback, Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
@@ -78,6 +78,7 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
         "unknown": "'rq_impl.tasks.nope' is not a pipeline task",
         "shell": "'os.system' is not a pipeline task",
         "chunk": "InvalidArguments: compute_chunk(): points[1][1]: Input should be a valid integer",
+        "callback": "callback 'os.system' is not in a module of pipeline tasks",
     }
     queue.enqueue_call("rq_impl.tasks.compute", args=(1,), job_id="arity")
     queue.enqueue_call("rq_impl.tasks.compute", args=("a", 2), job_id="types")
@@ -85,6 +86,9 @@ def test_rq_fails_poison_into_the_registry_and_keeps_serving(
     queue.enqueue_call("rq_impl.tasks.compute_chunk", args=([[0, 1], [1, "b"]],), job_id="chunk")
     marker = tmp_path / "must-not-exist"
     queue.enqueue_call("os.system", args=(f"touch {marker}",), job_id="shell")
+    queue.enqueue_call(
+        "rq_impl.tasks.compute", args=(1, 2), job_id="callback", on_success=Callback("os.system")
+    )
     backend = load_backend("rq", settings)
     registry = FailedJobRegistry("compute", connection=client, serializer=JSONSerializer)
     with workers(backend, tmp_path, ["compute", "result"]):

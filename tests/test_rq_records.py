@@ -183,7 +183,7 @@ def test_a_job_class_with_its_own_key_prefix_is_refused(client: redis.Redis) -> 
     class OtherJob(Job):
         redis_job_namespace_prefix = "other:job:"
 
-    with pytest.raises(ValueError, match="default key layout"):
+    with pytest.raises(ValueError, match="key layout under RQ_KEY_PREFIX"):
         LeanLifecycle(["jobs"], connection=client, job_class=OtherJob)
 
 
