@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint format bench bench-full chaos clean
+.PHONY: install demo test lint format bench bench-full chaos compat clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,12 @@ bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU 
 	$(BIN)/python -m benchmarks run --profile full
 	$(BIN)/python -m benchmarks update-readme
 
-chaos: install  ## every reliability scenario on Dramatiq, RQ and the Celery baselines
+chaos: install  ## every reliability scenario on Dramatiq, RQ and the baselines (Celery on RabbitMQ and on Redis, Huey)
 	$(BIN)/python -m benchmarks chaos
 	$(BIN)/python -m benchmarks update-readme
+
+compat: install  ## Dramatiq's and RQ's own test suites on stock and on our broker/worker (tests/compat); fails on a difference tests/compat/expected_differences.toml does not list (~3 min)
+	$(BIN)/python -m tests.compat.run
 
 lint: install  ## ruff (lint + format) and mypy
 	$(BIN)/ruff check .

@@ -295,7 +295,7 @@ def _run(
     report = backend.store.verify(grid)
     deliveries = backend.store.deliveries()
     doubled = backend.store.doubled() if isinstance(backend.store, TaskStore) else 0
-    return ChaosResult(
+    result = ChaosResult(
         scenario=scenario.name,
         stack=stack.stack,
         profile=stack.profile,
@@ -314,3 +314,6 @@ def _run(
         stored=report.stored,
         doubled=doubled,
     )
+    if not result.passed:  # a baseline's documented way of failing here, if its backend knows one
+        result.note = getattr(backend, "chaos_notes", {}).get(scenario.name, "")
+    return result

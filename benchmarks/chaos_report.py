@@ -59,6 +59,14 @@ def table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def notes(doc: dict[str, Any]) -> list[str]:
+    """Why a baseline's row failed, where its backend knows (``ChaosResult.note``)."""
+    found = [r for r in doc["chaos"] if r.get("note")]
+    if not found:
+        return []
+    return ["", *(f"- `{r['scenario']}` on {r['stack']} {r['profile']}: {r['note']}" for r in found)]
+
+
 def markdown(doc: dict[str, Any], scenarios: dict[str, str]) -> str:
     lines = [
         f"# Reliability report, {doc['created_utc']}",
@@ -70,15 +78,17 @@ def markdown(doc: dict[str, Any], scenarios: dict[str, str]) -> str:
         "`appendfsync always`, and applies its fault when ~30 % of the results are stored. Lost and "
         "wrong come from `ResultStore.verify`; redeliveries are deliveries beyond the first; recovery "
         "is fault -> last result stored. Our paths must show 0 lost, 0 wrong, 0 doubled, recovery "
-        "<= 30 s, all poison dead-lettered with a reason and every worker alive; the Celery baselines "
-        "are reported beside them. The `task-postgres` stacks run the grid as the declared task "
-        "`bench.product`, stored by the pipeline's result worker in a private PostgreSQL; doubled "
-        "counts rows beyond one per key (SQL: rows less distinct keys; a Redis hash holds a key "
-        "once), and a row reads `skipped: <reason>` where PostgreSQL cannot run.",
+        "<= 30 s, all poison dead-lettered with a reason and every worker alive; the baselines (Celery "
+        "on RabbitMQ and on Redis, Huey) are reported beside them, with why a row failed where that "
+        "is known. The `task-postgres` stacks run the grid as the declared task `bench.product`, "
+        "stored by the pipeline's result worker in a private PostgreSQL; doubled counts rows beyond "
+        "one per key (SQL: rows less distinct keys; a Redis hash holds a key once), and a row reads "
+        "`skipped: <reason>` where PostgreSQL cannot run.",
         "",
         *(f"- `{name}`: {text}" for name, text in scenarios.items()),
         "",
         *table(doc),
+        *notes(doc),
     ]
     return "\n".join(lines) + "\n"
 
@@ -88,6 +98,7 @@ def readme_table(doc: dict[str, Any]) -> str:
         "\n".join(
             [
                 *table(doc),
+                *notes(doc),
                 "",
                 f"Measured {doc['created_utc'][:10]} by `make chaos` on {machine_line(doc)}.",
             ]

@@ -11,9 +11,21 @@ from typing import Any
 import psutil
 import redis
 
+from shared.sentinel import client_from_url
 from shared.settings import Settings
 
-LIBRARIES = ("celery", "kombu", "dramatiq", "rq", "redis", "hiredis", "psutil")
+LIBRARIES = (
+    "celery",
+    "kombu",
+    "huey",
+    "taskiq",
+    "taskiq-redis",
+    "dramatiq",
+    "rq",
+    "redis",
+    "hiredis",
+    "psutil",
+)
 
 
 def _cpu_model() -> str:
@@ -35,7 +47,7 @@ def _version(package: str) -> str | None:
 
 def _redis_server(settings: Settings) -> str | None:
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = client_from_url(settings.redis_url, socket_connect_timeout=2)
         return str(client.info("server")["redis_version"])
     except redis.RedisError:
         return None

@@ -25,10 +25,18 @@ def write(doc: dict[str, Any], directory: Path, root: Path | None = RESULTS) -> 
     results = directory / "results.json"
     results.write_text(json.dumps(doc, indent=1) + "\n")
     names = charts.draw_all(doc, directory)
-    (directory / "report.md").write_text(report.markdown(doc, names))
+    (directory / "report.md").write_text(report.markdown(doc, names, latest_chaos(root)))
     if root is not None:
         shutil.copyfile(results, root / "latest.json")
     return results
+
+
+def latest_chaos(root: Path | None = RESULTS) -> dict[str, Any] | None:
+    """The latest ``make chaos`` results beside ``root``'s, else in ``RESULTS``; None if neither."""
+    for directory in dict.fromkeys(d for d in (root, RESULTS) if d is not None):
+        if (path := directory / "latest-chaos.json").exists():
+            return load(path)
+    return None
 
 
 def load(path: Path = RESULTS / "latest.json") -> dict[str, Any]:

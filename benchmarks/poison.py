@@ -143,15 +143,16 @@ def _rq_count(backend: Any, tally: PoisonTally) -> None:
             tally.missing_reasons += not (result and result.exc_string)
 
 
-# --- Celery: AMQP messages on the tasks exchange; rejected messages are dropped, not kept -------
+# --- Celery: messages on the tasks exchange (RabbitMQ or Redis); rejected ones are dropped, not kept
 
 
 def _celery_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
-    from benchmarks.celery_app import app, exchange, own
+    from benchmarks.celery_app import own
 
+    seed = backend.seed  # the backend's app: its exchange on its broker
     tally = PoisonTally(accounted=None)
     keys = {"compute": "compute.a_result", "result": "result.handle"}
-    with app.producer_or_acquire() as producer:
+    with seed.app.producer_or_acquire() as producer:
         for queue in plan.queues:
             for kind in plan.kinds():
                 task_id = str(uuid.uuid4())
@@ -161,12 +162,12 @@ def _celery_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
                     body = pickle_bomb(plan.marker) if kind == "pickle" else b"\x00\xff\xfe not json"
                     ctype = "application/x-python-serialize" if kind == "pickle" else "application/json"
                     producer.publish(
-                        body, exchange=exchange.name, routing_key=keys[queue], headers=headers,
+                        body, exchange=seed.exchange.name, routing_key=keys[queue], headers=headers,
                         content_type=ctype, content_encoding="binary",
                     )  # fmt: skip
                 else:
                     name, args = _args(kind, _task_of(queue))
-                    app.send_task(
+                    seed.app.send_task(
                         f"tasks.{name}",
                         args=args,
                         queue=own(queue),
@@ -178,8 +179,35 @@ def _celery_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
     return tally
 
 
-def _celery_count(backend: Any, tally: PoisonTally) -> None:
+def _not_kept(backend: Any, tally: PoisonTally) -> None:
+    """A stack that keeps no failed message: nothing to count them in."""
     tally.accounted = None
+
+
+# --- Huey: messages pushed onto the Huey instance's list; a failed one is logged and dropped ------
+
+
+def _huey_inject(backend: Any, plan: PoisonPlan) -> PoisonTally:
+    from huey.registry import Message
+
+    tally = PoisonTally(accounted=None)
+    for queue in plan.queues:
+        role = backend.role(queue)
+        huey, task = backend.pair.hueys[role], backend.pair.task_names[role]
+        pipe = huey.storage.conn.pipeline(transaction=False)
+        for kind in plan.kinds():
+            task_id = str(uuid.uuid4())
+            if kind in ("garbage", "pickle"):
+                data = pickle_bomb(plan.marker) if kind == "pickle" else b"\x00\xff\xfe not json"
+            else:
+                name, args = _args(kind, _task_of(queue))
+                message = Message(task_id, name if kind == "unknown" else task, args=args, kwargs={})
+                data = huey.serializer.serialize(message)
+            pipe.lpush(huey.storage.queue_key, data)
+            tally.ids.append((queue, task_id))
+        pipe.execute()
+    tally.injected = len(tally.ids)
+    return tally
 
 
 @dataclass(frozen=True)
@@ -192,7 +220,9 @@ class PoisonWriter:
 WRITERS: dict[str, PoisonWriter] = {
     "dramatiq": PoisonWriter(_dramatiq_inject, _dramatiq_count),
     "rq": PoisonWriter(_rq_inject, _rq_count),
-    "celery-rabbitmq": PoisonWriter(_celery_inject, _celery_count),
+    "celery-rabbitmq": PoisonWriter(_celery_inject, _not_kept),
+    "celery-redis": PoisonWriter(_celery_inject, _not_kept),
+    "huey": PoisonWriter(_huey_inject, _not_kept),
 }
 
 

@@ -60,6 +60,7 @@ RUN_LATER: dict[str, tuple[type, ...]] = {
     "idle_commands_per_s": OPT_NUM,
 }
 SUMMARY_LATER: dict[str, tuple[type, ...]] = {
+    "limit": (str,),
     "peak_rss_compute_mb_max": OPT_NUM,
     "peak_rss_result_mb_max": OPT_NUM,
     "idle_commands_per_s": OPT_NUM,

@@ -7,10 +7,16 @@ declared task (``@task``, ``benchmarks.task_stacks``) with results in Redis, SQL
 "Stock" profiles run the same tasks the way a user first tries them: Dramatiq's own RedisBroker
 and CLI defaults (one process per core, 8 threads each), and RQ's default forking ``rq worker``
 (``--serializer json`` is the one flag added: the jobs are JSON, RQ's default is pickle).
+Peer baselines run the seed's compute -> handle_result on the run's Redis: Celery with Redis as
+its broker (``celery-redis``) and Huey (``huey``), each as its documentation sets it up by default
+(``seed-defaults``) and as its own tuning advice has it (``tuned``); ``taskiq`` is the asyncio
+peer (``benchmarks.taskiq_backend``). The ``redis-limit`` probes (``benchmarks.redis_limit``) are
+each mode's ceiling: ``probe`` per message, ``chunked`` for the chunked rows (``Stack.limit``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -24,9 +30,11 @@ from shared.settings import Settings
 from shared.store import ResultStore
 from shared.tasks import Point
 
-#: The row every ratio is computed against, and the row every fraction-of-limit is computed against.
+#: The row every ratio is computed against, and the probe a per-message row's fraction-of-limit is
+#: computed against; a chunked row's is ``CHUNKED_LIMIT``, the probe of its own mode (``Stack.limit``).
 BASELINE = ("celery-rabbitmq", "seed-defaults")
 LIMIT = ("redis-limit", "probe")
+CHUNKED_LIMIT = ("redis-limit", "chunked")
 
 
 class Wrapped:
@@ -113,19 +121,31 @@ def _chunked(name: str) -> Callable[[Settings], Backend]:
 CHUNKED_CHAOS_COST_MS = 2.0
 
 
-def _celery(profile: str) -> Callable[[Settings], Backend]:
-    def make(settings: Settings) -> Backend:
-        from benchmarks.celery_backend import create  # celery is imported only if the stack runs
+def _peer(module: str, *args: str) -> Callable[[Settings], Backend]:
+    """``module.create(settings, *args)``: a baseline's module (and its library) is imported only
+    if the stack runs."""
 
-        return create(settings, profile)
+    def make(settings: Settings) -> Backend:
+        backend: Backend = importlib.import_module(module).create(settings, *args)
+        return backend
 
     return make
+
+
+def _celery(profile: str, broker: str = "rabbitmq") -> Callable[[Settings], Backend]:
+    return _peer("benchmarks.celery_backend", profile, broker)
 
 
 def _redis_limit(settings: Settings) -> Backend:
     from benchmarks.redis_limit import create
 
     return create(settings)
+
+
+def _redis_limit_chunked(settings: Settings) -> Backend:
+    from benchmarks.redis_limit import create_chunked
+
+    return create_chunked(settings)
 
 
 def _task(path: str, store: StoreKind, chunk_size: int | None = None) -> Callable[[Settings], Backend]:
@@ -152,14 +172,35 @@ def redis_problem(settings: Settings) -> str | None:
     return None
 
 
+def needs(package: str, *modules: str) -> Callable[[Settings], str | None]:
+    """The problem of a stack on the run's Redis whose library ``package`` provides ``modules``:
+    Redis unreachable, or a module that does not import."""
+
+    def problem(settings: Settings) -> str | None:
+        if problem := redis_problem(settings):  # every stack stores its results in Redis
+            return problem
+        try:
+            for module in modules:
+                importlib.import_module(module)
+        except ImportError as exc:
+            return f"{package} is not installed (pip install '.[bench]'): {exc}"
+        return None
+
+    return problem
+
+
 def rabbitmq_problem(settings: Settings) -> str | None:
-    if problem := redis_problem(settings):  # the baseline stores its results in Redis too
+    if problem := needs("celery", "celery")(settings):
         return problem
-    try:
-        from benchmarks.celery_backend import broker_problem
-    except ImportError as exc:
-        return f"celery is not installed (pip install '.[bench]'): {exc}"
+    from benchmarks.celery_backend import broker_problem
+
     return broker_problem()
+
+
+#: The peer stacks on the run's Redis: their library, then Redis.
+CELERY_ON_REDIS = needs("celery", "celery", "kombu.transport.redis")
+HUEY = needs("huey", "huey")
+TASKIQ = needs("taskiq", "taskiq", "taskiq_redis")
 
 
 @dataclass(frozen=True)
@@ -178,6 +219,9 @@ class Stack:
     latency_unmeasurable: str = ""
     #: Whether a slow warm-up makes it run ``SLICE`` instead of each grid (``Harness._warm_up``).
     sliceable: bool = True
+    #: The probe its "of limit" is against: the per-message one, or the chunked one for a stack
+    #: that sends ``DEFAULT_CHUNK_SIZE`` points per message.
+    limit: tuple[str, str] = LIMIT
 
     @property
     def key(self) -> tuple[str, str]:
@@ -207,23 +251,52 @@ def _task_stacks(path: str) -> tuple[Stack, ...]:
         Stack(path, "task-redis", _task(path, "redis"), sliceable=False),
         sql(Stack(path, "task-sqlite", _task(path, "sqlite"), sliceable=False)),
         sql(Stack(path, "task-postgres", _task(path, "postgres"), postgres, sliceable=False)),
-        sql(Stack(path, "task-postgres-chunked", chunked, postgres, sliceable=False)),
+        sql(Stack(path, "task-postgres-chunked", chunked, postgres, sliceable=False, limit=CHUNKED_LIMIT)),
     )
 
+
+#: Why the chunked probe has no latency row: one submitted point is one message in either mode.
+CHUNK_OF_ONE = "a latency run sends chunks of one point: the per-message probe's latency is this one's"
 
 STACKS: tuple[Stack, ...] = (
     Stack("celery-rabbitmq", "seed-defaults", _celery("seed-defaults"), rabbitmq_problem),
     Stack("celery-rabbitmq", "tuned", _celery("tuned"), rabbitmq_problem),
+    Stack("celery-redis", "seed-defaults", _celery("seed-defaults", "redis"), CELERY_ON_REDIS),
+    Stack("celery-redis", "tuned", _celery("tuned", "redis"), CELERY_ON_REDIS),
+    Stack("huey", "seed-defaults", _peer("benchmarks.huey_backend", "seed-defaults"), HUEY),
+    Stack("huey", "tuned", _peer("benchmarks.huey_backend", "tuned"), HUEY),
     Stack("dramatiq", "ours", lambda s: load_backend("dramatiq", s), ours=True),
     Stack("dramatiq", "stock", _dramatiq_stock),
-    Stack("dramatiq", "chunked", _chunked("dramatiq"), ours=True, chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS),
+    Stack(
+        "dramatiq",
+        "chunked",
+        _chunked("dramatiq"),
+        ours=True,
+        chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS,
+        limit=CHUNKED_LIMIT,
+    ),
     *_task_stacks("dramatiq"),
     Stack("rq", "ours", lambda s: load_backend("rq", s), ours=True),
     Stack("rq", "stock", _rq_stock),
-    Stack("rq", "chunked", _chunked("rq"), ours=True, chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS),
+    Stack(
+        "rq",
+        "chunked",
+        _chunked("rq"),
+        ours=True,
+        chaos_cpu_cost_ms=CHUNKED_CHAOS_COST_MS,
+        limit=CHUNKED_LIMIT,
+    ),
     *_task_stacks("rq"),
+    Stack("taskiq", "seed-defaults", _peer("benchmarks.taskiq_backend", "seed-defaults"), TASKIQ),
+    Stack("taskiq", "tuned", _peer("benchmarks.taskiq_backend", "tuned"), TASKIQ),
     Stack("redis-limit", "probe", _redis_limit),
+    Stack(*CHUNKED_LIMIT, _redis_limit_chunked, limit=CHUNKED_LIMIT, latency_unmeasurable=CHUNK_OF_ONE),
 )
+
+
+def limit_of(key: tuple[str, str]) -> tuple[str, str]:
+    """The probe a row of stack ``key`` is measured against (the per-message one if unknown)."""
+    return next((s.limit for s in STACKS if s.key == key), LIMIT)
 
 
 def select(labels: Iterable[str] | None) -> list[Stack]:

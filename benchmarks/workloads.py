@@ -165,7 +165,14 @@ BULK_SUBMIT = Case(
     "submit",
     Grid(250, 100),
     mode="submit",
-    only=("dramatiq ours", "dramatiq chunked", "rq ours", "rq chunked", "redis-limit probe"),
+    only=(
+        "dramatiq ours",
+        "dramatiq chunked",
+        "rq ours",
+        "rq chunked",
+        "redis-limit probe",
+        "redis-limit chunked",
+    ),
     note=SUBMIT_NOTE,
 )
 #: Celery's producer sends 25,000 tasks in about 28 s: once is enough to place it.
