@@ -31,6 +31,7 @@ from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
 from dramatiq_impl.sends import flush_before_get_result
 from shared.connection import connect
+from shared.sentinel import client_from_url, is_sentinel_url
 from shared.settings import Settings
 from shared.store import ScriptRow
 
@@ -300,7 +301,9 @@ BROKER_ENV = "PIPELINE_DRAMATIQ_BROKER"
 
 def set_default_broker(settings: Settings) -> RedisBroker:
     if os.environ.get(BROKER_ENV) == "stock":
-        broker: RedisBroker = RedisBroker(url=settings.redis_url)
+        url = settings.redis_url  # Dramatiq takes no sentinel URL: a client of its master, no retries of ours
+        stock = {"client": client_from_url(url)} if is_sentinel_url(url) else {"url": url}
+        broker: RedisBroker = RedisBroker(**stock)
     else:
         broker = build_broker(settings)
     dramatiq.set_broker(broker)

@@ -8,6 +8,9 @@ first failed attempt logs one warning naming the URL and the budget; when the bu
 ``RedisUnavailable`` (a ``redis.ConnectionError``) says so. A retried write may apply twice; the
 pipeline is at-least-once by design and the result store is idempotent, so that costs a counted
 redelivery, never a wrong result.
+
+A sentinel URL (``redis+sentinel://…``, ``shared.sentinel``) gives the same client on the master the
+sentinels name: every reconnection asks them again, so the retries above follow a failover.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from redis.retry import Retry
 
 from shared import stopping
 from shared.errors import config_error
+from shared.sentinel import client_from_url, is_sentinel_url, master_client
 from shared.settings import Settings, redact_url, redis_url_problem
 
 #: How long a command keeps retrying through an outage before the error reaches the caller.
@@ -142,15 +146,18 @@ def resilience_options(url: str = "") -> dict[str, Any]:
 
 
 class ResilientRedis(redis.Redis):
-    """``redis.Redis`` whose ``from_url`` applies the retry policy above; usable as RQ's
-    ``--connection-class shared.connection.ResilientRedis`` so the stock worker gets it too.
-    A URL no client can use is a ConfigError naming it (password redacted)."""
+    """``redis.Redis`` whose ``from_url`` applies the retry policy above and also takes a sentinel
+    URL; usable as RQ's ``--connection-class shared.connection.ResilientRedis`` so the stock worker
+    gets both too. A URL no client can use is a ConfigError naming it (password redacted)."""
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ResilientRedis:
         if problem := redis_url_problem(url):
             raise config_error(f"bad Redis URL {redact_url(url)}: {problem}")
-        return cast(ResilientRedis, super().from_url(url, **{**resilience_options(url), **kwargs}))
+        options = {**resilience_options(url), **kwargs}
+        if is_sentinel_url(url):
+            return master_client(url, cls, **options)
+        return cast(ResilientRedis, super().from_url(url, **options))
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -162,7 +169,7 @@ def ping(settings: Settings, timeout: float = 2.0) -> None:
     """Raise RedisUnavailable with a one-line reason unless Redis answers PING (no retries)."""
     if problem := redis_url_problem(settings.redis_url):
         raise config_error(f"bad Redis URL {settings.redacted_url}: {problem}")
-    client = redis.Redis.from_url(
+    client = client_from_url(
         settings.redis_url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,

@@ -7,9 +7,9 @@ every store is exactly-once under at-least-once delivery.
 
 ``PIPELINE_RESULTS_URL`` picks the store (default: ``REDIS_URL``):
 
-- ``redis://…`` / ``rediss://…``: hashes ``pipeline:results:<task>`` (key -> value JSON) and
-  ``pipeline:deliveries:<task>`` (key -> count). In a worker the write goes in the same script
-  as the message's ack (``PUT_ROW_LUA``);
+- ``redis://…`` / ``rediss://…`` / ``redis+sentinel://…``: hashes ``pipeline:results:<task>``
+  (key -> value JSON) and ``pipeline:deliveries:<task>`` (key -> count). In a worker the write
+  goes in the same script as the message's ack (``PUT_ROW_LUA``);
 - ``sqlite:///path.db``, ``postgresql://…``: one table (``shared.sql_store``), committed before
   the message is acked.
 """
@@ -133,7 +133,7 @@ def open_store(url: str | None = None, client: redis.Redis | None = None) -> Sto
     """The store at ``url`` (default ``results_url()``); ``client`` is reused for a Redis URL."""
     url = url or results_url()
     scheme = url.split(":", 1)[0].lower()
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
         if client is None:
             from shared.connection import connect
 
@@ -145,7 +145,7 @@ def open_store(url: str | None = None, client: redis.Redis | None = None) -> Sto
         return SqlStore(url)
     raise config_error(
         f"{RESULTS_URL_ENV}={redact_url(url)}: unsupported scheme {scheme!r}; "
-        "use redis://, rediss://, sqlite:/// or postgresql://",
+        "use redis://, rediss://, redis+sentinel://, sqlite:/// or postgresql://",
         StoreError,
     )
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.connection import parse_url
 
 from shared.errors import config_error
+from shared.sentinel import is_sentinel_url, sentinel_url_problem
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL_ENV = "REDIS_URL"
@@ -20,7 +21,9 @@ class Settings:
     """Everything a submitter or a worker needs to find the others.
 
     ``REDIS_URL``  where the queues and the result store live (default ``redis://127.0.0.1:6379/0``);
-                   ``redis://:password@host:port/db`` for AUTH, ``rediss://`` for TLS.
+                   ``redis://:password@host:port/db`` for AUTH, ``rediss://`` for TLS;
+                   ``redis+sentinel://[:password@]s1:26379,s2:26379/mymaster/0`` for the master
+                   Redis Sentinel names (``shared.sentinel``).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -40,18 +43,22 @@ class Settings:
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***``: safe for logs, errors and reports (also
-    for a URL with a bad port, which the error about it has to name)."""
+    for a URL with a bad port, which the error about it has to name). A password in the query
+    (``?sentinel_password=``, ``?password=``) too."""
     parts = urlsplit(url)
+    query = re.sub(r"((?:^|&)[^&=]*password=)[^&]*", r"\1***", parts.query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts._replace(query=query)) if query != parts.query else url
     credentials, _, host = parts.netloc.rpartition("@")
     user = credentials.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}", query=query))
 
 
 def redis_url_problem(url: str) -> str | None:
     """Why ``url`` is no Redis URL (one line, no password), or None: what redis-py would refuse
     when it connects, and a database that is not a number (which redis-py silently reads as 0)."""
+    if is_sentinel_url(url):
+        return sentinel_url_problem(url)
     try:
         parse_url(url)
         parts = urlsplit(url)

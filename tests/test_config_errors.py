@@ -75,6 +75,30 @@ BAD = {
     "purge": Bad(
         {"REDIS_URL": f"rediss://:{SECRET}@h:-1/0"}, ["purge", "--backend", "rq", "--yes"], ["Port"]
     ),
+    "sentinel-no-service": Bad(
+        {"REDIS_URL": f"redis+sentinel://:{SECRET}@127.0.0.1:26379,127.0.0.1:26380/"},
+        ["run", "--grid", "2x2"],
+        ["REDIS_URL=redis+sentinel://:***@127.0.0.1:26379,127.0.0.1:26380/: no service name"],
+    ),
+    "sentinel-port": Bad(
+        {"REDIS_URL": f"redis+sentinel://:{SECRET}@s1:26379,s2:99999/mymaster/0"},
+        ["status"],
+        ["REDIS_URL=redis+sentinel://:***@s1:26379,s2:99999/mymaster/0", "sentinel s2: port '99999'"],
+    ),
+    "sentinel-database": Bad(
+        {"REDIS_URL": f"rediss+sentinel://:{SECRET}@s1/mymaster/zero"}, ["status"], ["database 'zero'"]
+    ),
+    "sentinel-unreachable": Bad(
+        {"REDIS_URL": "redis+sentinel://:{secret}@127.0.0.1:{port}/mymaster/0?sentinel_password={secret}"},
+        ["status"],
+        [
+            "cannot reach Redis at redis+sentinel://:***@127.0.0.1:{port}/mymaster/0?sentinel_password=***: "
+            "no sentinel answered (127.0.0.1:{port}: Connection refused)"
+        ],
+    ),
+    "sentinel-results-url": Bad(
+        {"PIPELINE_RESULTS_URL": f"redis+sentinel://:{SECRET}@s1/"}, [*TASK, "{args}"], ["no service name"]
+    ),
 }
 
 
@@ -146,6 +170,21 @@ WORKER_CASES = {
         "error: bad Redis URL redis://:***@h:99999/0",
     ),
     "rq-celeryconfig": (RQ_WORKER, {"PIPELINE_CELERYCONFIG": "nope_cc"}, "error: PIPELINE_CELERYCONFIG"),
+    "rq-url-option-sentinel": (
+        [*RQ_WORKER[:-1], "--url", f"redis+sentinel://:{SECRET}@s1/", "compute"],
+        {},
+        "error: bad Redis URL redis+sentinel://:***@s1/: no service name",
+    ),
+    "dramatiq-sentinel-url": (
+        DRAMATIQ_WORKER,
+        {"REDIS_URL": f"redis+sentinel://:{SECRET}@s1:26379/"},
+        "error: REDIS_URL=redis+sentinel://:***@s1:26379/: no service name",
+    ),
+    "rq-sentinel-url": (
+        RQ_WORKER,
+        {"REDIS_URL": f"redis+sentinel://:{SECRET}@s1:0/mymaster"},
+        "error: REDIS_URL=redis+sentinel://:***@s1:0/mymaster: sentinel s1: port '0'",
+    ),
     # A result worker opens its store at start (shared.pipeline.prepare_worker).
     "dramatiq-results-url": (
         [*DRAMATIQ_WORKER, "--queues", "result"],
