@@ -30,6 +30,7 @@ from dramatiq_impl.middleware import (
 from dramatiq_impl.pacing import MessageCpu
 from dramatiq_impl.presence import WorkerPresence
 from dramatiq_impl.sends import flush_before_get_result
+from shared import replication
 from shared.connection import connect
 from shared.sentinel import client_from_url, is_sentinel_url
 from shared.settings import Settings
@@ -82,6 +83,7 @@ class PipelineBroker(RedisBroker):
         #: queue -> redis ids this process has handed to its workers and not yet acked.
         self.held_ids: dict[str, set[str]] = {}
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
+        self.replicas = replication.min_replicas()
         self._maintenance = threading.local()
         self.group_commit = GroupCommit(self, WAKE_TOKENS - 1)
         #: redis id of a message being processed -> what its actor sent or stored, not yet written.
@@ -231,9 +233,19 @@ class PipelineBroker(RedisBroker):
         if client is None and (box := getattr(self._capture, "box", None)) is not None:
             box.enqueues.append((queue_name, redis_message_id, data))
             return
+        self._enqueue(queue_name, [WAKE_TOKENS - 1, redis_message_id, data], client)
+
+    def _enqueue(self, queue_name: str, args: list[Any], client: Any = None) -> None:
+        """The enqueue script on ``client`` (a caller's pipeline), or in a round trip of its own,
+        confirmed on replicas when ``PIPELINE_MIN_REPLICAS`` asks (``shared.replication``)."""
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
-        self.enqueue_script(keys=keys, args=[WAKE_TOKENS - 1, redis_message_id, data], client=client)
+        if client is not None or not self.replicas:
+            self.enqueue_script(keys=keys, args=args, client=client)
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            self.enqueue_script(keys=keys, args=args, client=pipe)
+            replication.execute(pipe)
 
     def enqueue_many(self, messages: Iterable[dramatiq.Message], batch: int = 1000) -> None:
         """Enqueue many (undelayed) messages: up to ``batch`` per round trip, one script call per queue.
@@ -258,9 +270,7 @@ class PipelineBroker(RedisBroker):
                     (redis_id, message.encode())
                 )
             for queue_name, args in by_queue.items():  # nearly always one queue: no pipeline needed
-                queue = f"{self.namespace}:{queue_name}"
-                keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
-                self.enqueue_script(keys=keys, args=args)
+                self._enqueue(queue_name, args)
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared import stopping
+from shared import replication, stopping
 from shared.direct import call_script
 from shared.results import by_store
 from shared.store import PUT_ROW_LUA, ScriptRow
@@ -174,6 +174,8 @@ class GroupCommit:
         self.namespace = broker.namespace
         self.broker_id = broker.broker_id
         self.wake_keep = wake_keep
+        #: Replicas that must hold a commit before it counts as written (``shared.replication``).
+        self.replicas = replication.min_replicas()
         #: One flusher at a time, so one connection serves every flush; opened at the first flush
         #: (a worker starts while Redis is away).
         self._new_client = broker.dedicated_client
@@ -253,7 +255,7 @@ class GroupCommit:
             try:
                 if self._client is None:
                     self._client = self._new_client()
-                call_script(self._client, self.script, [self.namespace], args)
+                call_script(self._client, self.script, [self.namespace], args, replicas=self.replicas)
                 return
             except Exception:  # redis-py has retried for its budget already
                 _retry_or_abandon(f"Group commit of {len(batch)} message(s)")

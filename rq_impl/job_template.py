@@ -49,6 +49,8 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.utils import get_call_string, now, utcformat
 
+from shared import replication
+
 #: The options a template reproduces; any other (dependencies, callbacks, meta, ...) is RQ's job.
 OPTIONS = frozenset({"timeout", "result_ttl", "ttl", "failure_ttl", "retry"})
 
@@ -175,8 +177,16 @@ class JobTemplate:
         return _Batch(ids, keys, argv)
 
     def _send(self, batch: _Batch) -> list[str]:
-        if batch.ids:
+        """One script call; confirmed on replicas when ``PIPELINE_MIN_REPLICAS`` asks."""
+        if not batch.ids:
+            return batch.ids
+        if not (replicas := replication.min_replicas()):
             self._script(keys=batch.keys, args=batch.argv)
+            return batch.ids
+        with self._script.registered_client.pipeline(transaction=False) as pipe:
+            self._script(keys=batch.keys, args=batch.argv, client=pipe)
+            replication.confirm(pipe, replicas)
+            pipe.execute()
         return batch.ids
 
     def job(self, job_id: str, args: Sequence[Any], kwargs: dict[str, Any], at: datetime) -> Job:

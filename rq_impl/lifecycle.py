@@ -250,7 +250,7 @@ class LeanLifecycle(SimpleWorker):
             self._return_value(job),
             box.rows,
             box.commands(),
-            self._claim_from() if claim else [],
+            self._claim_from() if claim and not self.scripts.replicas else [],
         )
         self.executions.pop(execution.id, None)
         job._status = JobStatus.FINISHED

@@ -50,6 +50,7 @@ from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
+from shared import replication
 from shared.direct import call_script, call_script_after
 from shared.store import PUT_ROW_LUA, ScriptRow
 
@@ -271,12 +272,15 @@ class Scripts:
         self._claim = self.client.register_script(CLAIM)
         self._finish = self.client.register_script(FINISH)
         self._claim_next = self.client.register_script(CLAIM_NEXT)
+        #: Replicas that must hold a success before it counts as written (``shared.replication``).
+        #: A confirmed success claims nothing: resent after a short ``WAIT``, it would claim again.
+        self.replicas = replication.min_replicas()
 
     def claim(self, args: Sequence[Any], first: Sequence[Any] | None) -> tuple[Any, Any]:
         return call_script_after(self.client, first, self._claim, (), args)
 
     def finish(self, args: Sequence[Any]) -> Any:
-        return call_script(self.client, self._finish, (), args)
+        return call_script(self.client, self._finish, (), args, replicas=self.replicas)
 
     def claim_next(self, args: Sequence[Any]) -> Any:
         return call_script(self.client, self._claim_next, (), args)

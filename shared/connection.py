@@ -25,7 +25,7 @@ import redis
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from shared import stopping
+from shared import replication, stopping
 from shared.errors import config_error
 from shared.sentinel import client_from_url, is_sentinel_url, master_client
 from shared.settings import Settings, redact_url, redis_url_problem
@@ -75,7 +75,9 @@ class BudgetRetry(Retry):
 
     redis-py nests retries (a command's retry reconnects, and connecting retries too); the outage
     start is kept on the object (each connection has its own copy), so nesting shares one budget,
-    and a RedisUnavailable from the inner loop is never retried by the outer one.
+    and a RedisUnavailable from the inner loop is never retried by the outer one. Only the
+    outermost call's success ends an outage: a reconnection that succeeds inside a command that
+    keeps failing (a ``WAIT`` short of replicas, ``shared.replication``) does not reset the budget.
     """
 
     def __init__(self, backoff: AbstractBackoff, budget: float, url: str = "") -> None:
@@ -83,6 +85,7 @@ class BudgetRetry(Retry):
         self.budget = budget
         self.url = redact_url(url)
         self._down_since: float | None = None
+        self._depth = 0  # nesting: the outermost call alone ends an outage on success
 
     def call_with_retry(
         self,
@@ -92,6 +95,19 @@ class BudgetRetry(Retry):
         with_failure_count: bool = False,
     ) -> T:
         stopping.check()  # a stopping worker that gave up on Redis sends nothing more
+        self._depth += 1
+        try:
+            return self._call(do, fail, is_retryable, with_failure_count)
+        finally:
+            self._depth -= 1
+
+    def _call(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None,
+        with_failure_count: bool,
+    ) -> T:
         self._backoff.reset()
         failures = 0
         while True:
@@ -110,7 +126,8 @@ class BudgetRetry(Retry):
                 if pause > 0:
                     time.sleep(pause)
             else:
-                self._down_since = None
+                if self._depth == 1:  # a reconnection inside a retried command ends no outage
+                    self._down_since = None
                 return result
 
     def _pause(self, error: Exception, failures: int) -> float:
@@ -135,7 +152,9 @@ class BudgetRetry(Retry):
 
 
 def resilience_options(url: str = "") -> dict[str, Any]:
-    """The client options of every connection of the pipeline (``url`` only names it in messages)."""
+    """The client options of every connection of the pipeline (``url`` only names it in messages).
+    The durability knob is checked here too, so a bad value stops a process before its first write."""
+    replication.min_replicas()
     return {
         "retry": BudgetRetry(ExponentialWithJitterBackoff(base=0.05, cap=_BACKOFF_CAP), retry_budget(), url),
         "socket_timeout": SOCKET_TIMEOUT,

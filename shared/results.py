@@ -26,7 +26,7 @@ import redis
 from shared.arguments import dumps
 from shared.errors import ConfigError, config_error
 from shared.settings import Settings, redact_url
-from shared.store import ScriptRow
+from shared.store import ScriptRow, put_script_rows
 from shared.verification import Verification
 
 RESULTS_URL_ENV = "PIPELINE_RESULTS_URL"
@@ -88,11 +88,7 @@ class RedisStore:
         return [(self.results_key(t), self.deliveries_key(t), key, dumps(v)) for t, key, v in rows]  # type: ignore[misc]
 
     def put_many(self, rows: Sequence[Row]) -> int:
-        pipe = self.client.pipeline(transaction=True)
-        for results, deliveries, key, value in self.script_rows(rows):
-            pipe.hsetnx(results, key, value)
-            pipe.hincrby(deliveries, key, 1)
-        return sum(pipe.execute()[::2])
+        return put_script_rows(self.client, self.script_rows(rows))
 
     def values(self, task: str) -> dict[str, Any]:
         raw: dict[bytes, bytes] = self.client.hgetall(self.results_key(task))  # type: ignore[assignment]

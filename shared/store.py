@@ -3,15 +3,16 @@
 Layout, per backend namespace ``pipeline:<backend>``:
   ``…:results``     hash ``"x,y"`` -> result, written with HSETNX so a redelivery never overwrites;
   ``…:deliveries``  hash ``"x,y"`` -> how many times ``handle_result`` delivered that point.
-Both writes of a point go in one MULTI round trip; a chunk of points goes in one round trip too.
+Both writes of a point go in one atomic script call; a chunk of points goes in one round trip too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import redis
 
+from shared import replication
 from shared.connection import connect
 from shared.settings import Settings
 from shared.tasks import Grid, Point, compute
@@ -28,6 +29,23 @@ PUT_ROW_LUA = """
 """
 #: (results key, deliveries key, field, value): one row's arguments for ``PUT_ROW_LUA``.
 ScriptRow = tuple[str, str, str, int]
+#: Lua: ``PUT_ROW_LUA`` for every row of ARGV, atomically; returns how many rows were new.
+PUT_ROWS_LUA = (
+    "local new = 0\nfor i = 1, #ARGV, 4 do\n"
+    + PUT_ROW_LUA.replace('redis.call("hsetnx"', 'new = new + redis.call("hsetnx"')
+    + "end\nreturn new\n"
+)
+
+
+def put_script_rows(client: redis.Redis, rows: Sequence[ScriptRow]) -> int:
+    """Store ``rows`` in one atomic round trip, confirmed on replicas if ``PIPELINE_MIN_REPLICAS``
+    asks (``shared.replication``); returns how many were new."""
+    if not rows:
+        return 0
+    script = client.register_script(PUT_ROWS_LUA)
+    with client.pipeline(transaction=False) as pipe:
+        script(args=[value for row in rows for value in row], client=pipe)
+        return int(replication.execute(pipe)[0])
 
 
 def _field(x: int, y: int) -> str:
@@ -56,12 +74,7 @@ class ResultStore:
 
     def put_many(self, rows: Iterable[tuple[int, int, int]]) -> int:
         """Store many results in one round trip; returns how many were new."""
-        pipe = self.client.pipeline(transaction=True)
-        for x, y, result in rows:
-            name = _field(x, y)
-            pipe.hsetnx(self.results_key, name, result)
-            pipe.hincrby(self.deliveries_key, name, 1)
-        return sum(pipe.execute()[::2])
+        return put_script_rows(self.client, [self.script_row(x, y, result) for x, y, result in rows])
 
     def script_row(self, x: int, y: int, result: int) -> ScriptRow:
         """The arguments ``PUT_ROW_LUA`` needs to store one result as ``put`` does."""

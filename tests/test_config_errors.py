@@ -72,6 +72,7 @@ BAD = {
     "retry-budget": Bad(
         {"PIPELINE_REDIS_RETRY_SECONDS": "soon"}, ["status"], ["PIPELINE_REDIS_RETRY_SECONDS"]
     ),
+    "min-replicas": Bad({"PIPELINE_MIN_REPLICAS": "all"}, ["status"], ["PIPELINE_MIN_REPLICAS='all'"]),
     "purge": Bad(
         {"REDIS_URL": f"rediss://:{SECRET}@h:-1/0"}, ["purge", "--backend", "rq", "--yes"], ["Port"]
     ),
@@ -196,6 +197,12 @@ WORKER_CASES = {
         {"PIPELINE_RESULTS_URL": f"foo://:{SECRET}@x/y"},
         "error: PIPELINE_RESULTS_URL=foo://:***@x/y: unsupported scheme 'foo'",
     ),
+    "dramatiq-min-replicas": (
+        DRAMATIQ_WORKER,
+        {"PIPELINE_MIN_REPLICAS": "-1"},
+        "error: PIPELINE_MIN_REPLICAS='-1': expected a whole number of replicas >= 0",
+    ),
+    "rq-min-replicas": (RQ_WORKER, {"PIPELINE_MIN_REPLICAS": "one"}, "error: PIPELINE_MIN_REPLICAS='one'"),
     "rq-backend": (
         RQ_WORKER,
         {"PIPELINE_BACKEND": "bogus", "PIPELINE_TASKS": "tests.user_tasks"},
