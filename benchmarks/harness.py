@@ -137,11 +137,15 @@ class Harness:
 
     def _runs(self, case: Case, state: StackState, repeat: int) -> bool:
         """Whether repetition ``repeat`` of ``case`` runs on the stack: a sliced stack runs only
-        the profile's ``sliced_repeats`` of each case (its runs take the longest and say least)."""
+        the profile's ``sliced_repeats`` of each case (its runs take the longest and say least), a
+        peer's tuned profile its ``tuned_repeats``."""
         if not runs_on(case, state.stack) or too_slow(case, state):
             return False
         limit = self.profile.sliced_repeats
-        return not (state.sliced and limit is not None and repeat > limit)
+        if state.sliced and limit is not None and repeat > limit:
+            return False
+        tuned = self.profile.tuned_repeats
+        return not (state.stack.profile == "tuned" and tuned is not None and repeat > tuned)
 
     def _warm_up(self, bar: Progress, states: list[StackState], overall: Any) -> None:
         """One small run per stack: catches a broken stack early and finds the slow ones to slice."""
@@ -207,6 +211,7 @@ class Harness:
                 "slow_rate": SLOW_RATE,
                 "slice_grid": str(SLICE),
                 "sliced_repeats": self.profile.sliced_repeats,
+                "tuned_repeats": self.profile.tuned_repeats,
                 "keeps_up": KEEPS_UP,
                 "baseline": " ".join(BASELINE),
                 "limit": " ".join(LIMIT),
