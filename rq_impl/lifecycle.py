@@ -221,8 +221,9 @@ class LeanLifecycle(SimpleWorker):
         return None
 
     def _commit_held(self, box: Outbox | None = None) -> None:
-        """Store the held jobs' rows and ``box``'s, then record the held jobs' successes; if the
-        write fails, the held jobs fail with its error (and the caller's job with it)."""
+        """Store the held jobs' rows and ``box``'s, then record the held jobs' successes, all in
+        one round trip; if the write fails, the held jobs fail with its error (and the caller's
+        job with it); a job whose success script fails fails alone."""
         held, self._successes = self._successes, []
         try:
             store_batch.commit(held, box)
@@ -231,8 +232,13 @@ class LeanLifecycle(SimpleWorker):
             for success in held:
                 self._finalize_failure(success.job, success.queue, success.execution, exc_info)
             raise
-        for success in held:
-            self._finish(success.job, success.queue, success.execution, success.box, claim=False)
+        replies = records.finish_many(self, [self._success(s.job, s.execution, s.box) for s in held])
+        for success, reply in zip(held, replies, strict=True):
+            if isinstance(reply, Exception):
+                error = (type(reply), reply, reply.__traceback__)
+                self._finalize_failure(success.job, success.queue, success.execution, error)
+            else:
+                self._finished(success.job, success.queue, success.execution, reply)
 
     def _release_held(self) -> None:
         """Outside a success (a failure, a loop that stops): what is held is written now."""
@@ -242,22 +248,23 @@ class LeanLifecycle(SimpleWorker):
 
     def _finish(self, job: Job, queue: Queue, execution: Execution, box: Outbox, claim: bool) -> None:
         """Record ``job``'s success with what it held back; with ``claim``, claim the next job."""
-        dependents, claimed = records.finish(
-            self,
-            job,
-            execution,
-            job.get_result_ttl(self.default_result_ttl),
-            self._return_value(job),
-            box.rows,
-            box.commands(),
-            self._claim_from() if claim and not self.scripts.replicas else [],
-        )
-        self.executions.pop(execution.id, None)
-        job._status = JobStatus.FINISHED
+        claim_from = self._claim_from() if claim and not self.scripts.replicas else []
+        dependents, claimed = records.finish(self, *self._success(job, execution, box), claim_from)
         if claim:
             self._held = claimed
             if claimed is None:
                 self._state = WorkerStatus.IDLE  # written by the script
+        self._finished(job, queue, execution, dependents)
+
+    def _success(self, job: Job, execution: Execution, box: Outbox) -> records.Success:
+        """``records.success_args``' arguments for ``job`` (after the worker)."""
+        ttl = job.get_result_ttl(self.default_result_ttl)
+        return job, execution, ttl, self._return_value(job), box.rows, box.commands()
+
+    def _finished(self, job: Job, queue: Queue, execution: Execution, dependents: str | None) -> None:
+        """What follows a success script in Python: the job's state, dependents, slot and log."""
+        self.executions.pop(execution.id, None)
+        job._status = JobStatus.FINISHED
         if dependents is not None:  # the job's status before this success: RQ's rule reads it
             enqueue_dependents(queue, job, dependents)
         release_slot(job)

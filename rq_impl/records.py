@@ -51,7 +51,7 @@ from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
 from shared import replication
-from shared.direct import call_script, call_script_after
+from shared.direct import call_script, call_script_after, call_scripts
 from shared.store import PUT_ROW_LUA, ScriptRow
 
 if TYPE_CHECKING:
@@ -282,6 +282,9 @@ class Scripts:
     def finish(self, args: Sequence[Any]) -> Any:
         return call_script(self.client, self._finish, (), args, replicas=self.replicas)
 
+    def finish_many(self, calls: Sequence[Sequence[Any]]) -> list[Any]:
+        return call_scripts(self.client, self._finish, [((), args) for args in calls], replicas=self.replicas)
+
     def claim_next(self, args: Sequence[Any]) -> Any:
         return call_script(self.client, self._claim_next, (), args)
 
@@ -338,6 +341,34 @@ def finish(
     """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
     enqueue's), and claim and start the next job of ``claim_from`` if any; returns (None if the
     job has no dependents, else its status before this success, the job claimed)."""
+    args = success_args(worker, job, execution, result_ttl, return_value, rows, commands)
+    claiming, stamp = claim_args(worker, claim_from)
+    reply = worker.scripts.finish([*args, *claiming])
+    return (reply[0].decode() or None), parse_claim(reply[1:], stamp)
+
+
+#: ``success_args``' arguments after the worker: job, execution, result TTL, return value, rows, commands.
+Success = tuple[Job, Execution, int, str, list[ScriptRow], list[tuple[Any, ...]]]
+
+
+def finish_many(worker: LeanLifecycle, successes: Sequence[Success]) -> list[str | Exception | None]:
+    """``finish`` without a claim for each of ``successes`` (``success_args``' arguments after the
+    worker), every script call in one round trip (``rq_impl.store_batch``): each job's parent
+    status as ``finish`` returns it, or the error that stopped its script."""
+    replies = worker.scripts.finish_many([[*success_args(worker, *success), 0] for success in successes])
+    return [reply if isinstance(reply, Exception) else (reply[0].decode() or None) for reply in replies]
+
+
+def success_args(
+    worker: LeanLifecycle,
+    job: Job,
+    execution: Execution,
+    result_ttl: int,
+    return_value: str,
+    rows: list[ScriptRow],
+    commands: list[tuple[Any, ...]],
+) -> list[Any]:
+    """``FINISH``'s arguments up to the claim's."""
     assert job.started_at is not None and job.ended_at is not None
     args: list[Any] = [
         *worker_args(worker),
@@ -360,10 +391,7 @@ def finish(
     for command in commands:
         args.append(len(command))
         args.extend(command)
-    claiming, stamp = claim_args(worker, claim_from)
-    args.extend(claiming)
-    reply = worker.scripts.finish(args)
-    return (reply[0].decode() or None), parse_claim(reply[1:], stamp)
+    return args
 
 
 def claim_next(worker: LeanLifecycle, queue_names: list[str]) -> Claim | None:

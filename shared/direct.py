@@ -51,35 +51,63 @@ def call_script_after(
 ) -> tuple[Any, Any]:
     """``first`` (a blocking wait, say) and ``script(keys, args)`` in one write; both replies
     (``first``'s is None when there is no ``first``)."""
+    head, replies = _call(client, first, script, [(keys, args)], replicas)
+    return head, replies[0]
+
+
+#: One script call's (keys, args).
+Call = tuple[Sequence[Any], Sequence[Any]]
+
+
+def call_scripts(client: redis.Redis, script: Script, calls: Sequence[Call], replicas: int = 0) -> list[Any]:
+    """``script`` once per (keys, args) of ``calls``, all in one write; their replies, in order,
+    a script's error reply (``redis.ResponseError``) in its place: one call failing does not
+    undo the others. A lost connection or a short ``WAIT`` resends them all."""
+    return _call(client, None, script, calls, replicas, raise_on_error=False)[1] if calls else []
+
+
+def _call(
+    client: redis.Redis,
+    first: Sequence[Any] | None,
+    script: Script,
+    calls: Sequence[Call],
+    replicas: int,
+    raise_on_error: bool = True,
+) -> tuple[Any, list[Any]]:
     conn = client.connection
     if conn is None:
         raise ValueError("call_script needs a client with a single connection (single_connection_client)")
-    commands = [("EVALSHA", script.sha, len(keys), *keys, *args)]
+    commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
     if first is not None:
         commands.insert(0, tuple(first))
     if replicas > 0:
         commands.append(replication.wait_command(replicas))
     packed = conn.pack_commands(commands)
-    replies: list[Any] = []
+    head: list[Any] = []
 
-    def send() -> Any:
-        replies.clear()
+    def send() -> list[Any]:
+        head.clear()
         conn.send_packed_command(packed)
         if first is not None:
-            replies.append(conn.read_response())
-        try:
-            reply = conn.read_response()
-        except redis.ResponseError:
-            if replicas > 0:
-                conn.read_response()  # the WAIT's reply: the connection stays in step
-            raise
+            head.append(conn.read_response())
+        replies: list[Any] = []
+        error: redis.ResponseError | None = None
+        for _ in calls:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:
+                error = error or exc
+                replies.append(exc)
+        acknowledged = conn.read_response() if replicas > 0 else None  # the WAIT's reply
+        if error is not None and raise_on_error:
+            raise error
         if replicas > 0:
-            replication.check(conn.read_response(), replicas)
-        return reply
+            replication.check(acknowledged, replicas)
+        return replies
 
     try:
-        reply = conn.retry.call_with_retry(send, lambda _: conn.disconnect())
+        replies = conn.retry.call_with_retry(send, lambda _: conn.disconnect())
     except redis.exceptions.NoScriptError:  # load it and call again (``first`` is done)
         client.script_load(script.script)
-        reply = call_script_after(client, None, script, keys, args, replicas)[1]
-    return (replies[0] if replies else None), reply
+        replies = _call(client, None, script, calls, replicas, raise_on_error)[1]
+    return (head[0] if head else None), replies
