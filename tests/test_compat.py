@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.compat.outcomes import DIED, FAILED, PASSED, SKIPPED, Run, read_run
-from tests.compat.report import Expected, compare, load_expected, table
+from tests.compat.report import Expected, compare, differences_text, load_expected, table
 from tests.compat.suites import SUITES
 
 A, B, C = "tests/test_a.py::test_a", "tests/test_a.py::test_b", "tests/test_b.py::TestX::test_c"
@@ -81,6 +81,10 @@ def test_listed_differences_pass_and_unlisted_ones_fail() -> None:
 
     report = compare("x", "1.0", run_of(a="passed", b="passed"), [run_of(a="failed", b="failed")], expected)
     assert report.problems == [f"x: unexpected difference {A} (stock passed, ours failed)"]
+    # Ours passing where stock failed (a stock flake) is listed, not a problem.
+    better = compare("x", "1.0", run_of(a="failed", b="passed"), [run_of(a="passed", b="failed")], expected)
+    assert better.problems == [] and [d.nodeid for d in better.differences] == [A, B]
+    assert "no feature lost" in differences_text([better])
 
 
 def test_a_listed_difference_that_no_longer_differs_fails() -> None:

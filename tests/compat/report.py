@@ -125,7 +125,9 @@ def _difference(report: SuiteReport, nodeid: str, stock: str, ours: str) -> None
     message = report.ours[0].messages.get(nodeid) or report.stock.messages.get(nodeid, "")
     reason = report.expected.differences.get(nodeid)
     report.differences.append(Difference(nodeid, stock, ours, reason, message))
-    if reason is None:
+    # Ours passing where stock did not loses no feature (stock's own flake under load, seen once
+    # in RQ's test_stop_execution_command): listed in the text, not a problem.
+    if reason is None and ours != "passed":
         report.problems.append(f"{report.suite}: unexpected difference {nodeid} (stock {stock}, ours {ours})")
 
 
@@ -175,7 +177,11 @@ def differences_text(reports: Sequence[SuiteReport]) -> str:
     lines = []
     for report in reports:
         for d in report.differences:
-            why = d.reason if d.reason is not None else f"UNEXPECTED: {d.message}"
+            why = d.reason or (
+                "ours passed where stock did not: no feature lost (not counted)"
+                if d.ours == "passed"
+                else f"UNEXPECTED: {d.message}"
+            )
             lines.append(f"- {report.suite} {d.nodeid}: stock {d.stock}, ours {d.ours}: {why}")
         for nodeid, reason in report.expected.not_run_on_ours.items():
             lines.append(f"- {report.suite} {nodeid}: not run on ours: {reason}")
