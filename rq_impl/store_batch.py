@@ -7,11 +7,12 @@ whose worker would claim its next job anyway, and finds one waiting, is held: th
 and runs that job at once (``records.claim_next``). When no job is waiting, the next job stores
 nothing, or ``MAX_JOBS`` successes are held (or the first for ``MAX_SECONDS``), the rows of every
 held job go to their store in one ``put_many`` (one statement), then every held job's success is
-recorded, all their success scripts in one round trip (``records.finish_many``). Once a batch is forming, an empty queue is looked at again for up to
-``LINGER_SECONDS`` before the batch is committed: under load, results arrive a fraction of a
-millisecond apart, and without it a batch ended at the first gap (about one statement per job
-in the 50x50 benchmark: PostgreSQL at 87 % of the Redis store without it, 105 % and 119 % with
-it, in targeted runs of 5 repetitions each on a noisy machine).
+recorded, all their success scripts in one round trip (``records.finish_many``; one per job
+left PostgreSQL at 79-83 % of the Redis store in ``make bench``, 93 % with it). Once a batch is
+forming, an empty queue is looked at again for up to ``LINGER_SECONDS`` before the batch is
+committed: under load, results arrive a fraction of a millisecond apart, and without it a batch
+ended at the first gap (about one statement per job in the 50x50 benchmark: PostgreSQL at 87 %
+of the Redis store without it, 105 % and 119 % with it, in targeted runs of 5 repetitions each).
 Nothing waits for a batch to start: under light load every job commits on its own, as before.
 
 A worker that dies while it holds successes leaves those jobs started, never finished:
