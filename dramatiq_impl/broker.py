@@ -83,7 +83,6 @@ class PipelineBroker(RedisBroker):
         #: queue -> redis ids this process has handed to its workers and not yet acked.
         self.held_ids: dict[str, set[str]] = {}
         self.enqueue_script = self.client.register_script(ENQUEUE_AND_WAKE)
-        self.replicas = replication.min_replicas()
         self._maintenance = threading.local()
         self.group_commit = GroupCommit(self, WAKE_TOKENS - 1)
         #: redis id of a message being processed -> what its actor sent or stored, not yet written.
@@ -240,12 +239,10 @@ class PipelineBroker(RedisBroker):
         confirmed on replicas when ``PIPELINE_MIN_REPLICAS`` asks (``shared.replication``)."""
         queue = f"{self.namespace}:{queue_name}"
         keys = [queue, f"{queue}.msgs", self.wake_key(queue_name)]
-        if client is not None or not self.replicas:
+        if client is not None:
             self.enqueue_script(keys=keys, args=args, client=client)
-            return
-        with self.client.pipeline(transaction=False) as pipe:
-            self.enqueue_script(keys=keys, args=args, client=pipe)
-            replication.execute(pipe)
+        else:
+            replication.call(self.client, self.enqueue_script, keys, args)
 
     def enqueue_many(self, messages: Iterable[dramatiq.Message], batch: int = 1000) -> None:
         """Enqueue many (undelayed) messages: up to ``batch`` per round trip, one script call per queue.

@@ -113,6 +113,7 @@ class JobTemplate:
         #: Flat field/value pairs, per-job values as placeholders.
         self._pairs: list[Any] = [encode(x) for pair in fields.items() for x in pair]
         self._at = {name: 2 * i + 1 for i, name in enumerate(fields)}  # value index in _pairs
+        self._connection = queue.connection
         self._script = queue.connection.register_script(WRITE_JOBS)
 
     def add(
@@ -178,15 +179,8 @@ class JobTemplate:
 
     def _send(self, batch: _Batch) -> list[str]:
         """One script call; confirmed on replicas when ``PIPELINE_MIN_REPLICAS`` asks."""
-        if not batch.ids:
-            return batch.ids
-        if not (replicas := replication.min_replicas()):
-            self._script(keys=batch.keys, args=batch.argv)
-            return batch.ids
-        with self._script.registered_client.pipeline(transaction=False) as pipe:
-            self._script(keys=batch.keys, args=batch.argv, client=pipe)
-            replication.confirm(pipe, replicas)
-            pipe.execute()
+        if batch.ids:
+            replication.call(self._connection, self._script, batch.keys, batch.argv)
         return batch.ids
 
     def job(self, job_id: str, args: Sequence[Any], kwargs: dict[str, Any], at: datetime) -> Job:

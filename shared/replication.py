@@ -28,16 +28,21 @@ holds every confirmed write.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from shared.errors import config_error
 
 MIN_REPLICAS_ENV = "PIPELINE_MIN_REPLICAS"
 #: How long one ``WAIT`` waits for the replicas before the round trip counts as not replicated.
 WAIT_MS = 2000
+#: A confirmed script call is built again this many times when the master lacks the script.
+NOSCRIPT_ATTEMPTS = 3
 
 
 class NotReplicated(redis.ConnectionError):
@@ -89,8 +94,22 @@ def confirm(pipe: Pipeline, replicas: int | None = None) -> bool:
     return True
 
 
-def execute(pipe: Pipeline) -> list[Any]:
-    """``pipe.execute()`` confirmed as ``confirm`` says; the replies of the queued commands only."""
-    if confirm(pipe):
-        return pipe.execute()[:-1]
-    return pipe.execute()
+def call(client: redis.Redis, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """``script(keys, args)``, confirmed on replicas as ``PIPELINE_MIN_REPLICAS`` says; its reply.
+
+    Confirmed, it goes in a pipeline with its ``WAIT``, and a pipeline does not load a script the
+    master lacks once it has started: a resend after a failover (a new master) or a restart (an
+    empty script cache) gets ``NOSCRIPT``, and the pipeline is built again, which loads it."""
+    replicas = min_replicas()
+    if replicas <= 0:
+        return script(keys=keys, args=args, client=client)  # redis-py's Script loads it itself
+    for attempt in range(1, NOSCRIPT_ATTEMPTS + 1):
+        with client.pipeline(transaction=False) as pipe:
+            script(keys=keys, args=args, client=pipe)
+            confirm(pipe, replicas)
+            try:
+                return pipe.execute()[0]
+            except NoScriptError:
+                if attempt == NOSCRIPT_ATTEMPTS:
+                    raise
+    raise AssertionError("unreachable")

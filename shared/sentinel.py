@@ -33,6 +33,8 @@ from redis.sentinel import MasterNotFoundError, Sentinel, SentinelManagedConnect
 SCHEMES = {"redis+sentinel": "redis", "rediss+sentinel": "rediss"}
 DEFAULT_PORT = 26379
 SENTINEL_PASSWORD = "sentinel_password"
+#: Errors from a master on its way out: retried as a lost connection (``FailoverConnection``).
+NOT_THE_MASTER_NOW = ("UNBLOCKED", "NOREPLICAS")
 #: A sentinel silent this long is passed over for the next one (each is asked in turn).
 SENTINEL_TIMEOUT = 2.0
 EXAMPLE = "redis+sentinel://host:26379,host:26379/mymaster/0"
@@ -115,8 +117,11 @@ class FailoverConnection(SentinelManagedConnection):
     retried against it for as long as the retry policy allows (redis/redis-py#3560). Here every
     attempt to open the socket asks them first, so each retry goes where they say now.
 
-    It also takes ``UNBLOCKED`` as the lost connection it is: what a blocked command may get when
-    its server is made a replica (7.0 here answers ``READONLY``, which redis-py handles itself).
+    It also takes ``UNBLOCKED`` and ``NOREPLICAS`` as the lost connection they are: what a blocked
+    command may get when its server is made a replica (7.0 here answers ``READONLY``, which
+    redis-py handles itself), and what a master cut off from its replicas answers a write under
+    ``min-replicas-to-write`` while the sentinels promote one of them: retried, the write goes to
+    whichever master they name.
     """
 
     def _connect(self) -> Any:
@@ -128,10 +133,10 @@ class FailoverConnection(SentinelManagedConnection):
         try:
             return super().read_response(*args, **kwargs)
         except redis.ResponseError as error:
-            if not str(error).startswith("UNBLOCKED"):
+            if not str(error).startswith(NOT_THE_MASTER_NOW):
                 raise
             self.disconnect()
-            raise redis.ConnectionError(f"the master was made a replica: {error}") from None
+            raise redis.ConnectionError(f"the master is being replaced: {error}") from None
 
 
 class FailoverSSLConnection(FailoverConnection, SSLConnection):

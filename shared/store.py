@@ -43,9 +43,7 @@ def put_script_rows(client: redis.Redis, rows: Sequence[ScriptRow]) -> int:
     if not rows:
         return 0
     script = client.register_script(PUT_ROWS_LUA)
-    with client.pipeline(transaction=False) as pipe:
-        script(args=[value for row in rows for value in row], client=pipe)
-        return int(replication.execute(pipe)[0])
+    return int(replication.call(client, script, [], [value for row in rows for value in row]))
 
 
 def _field(x: int, y: int) -> str:

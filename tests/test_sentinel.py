@@ -14,11 +14,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis
 from redis.sentinel import SentinelConnectionPool
 
 from shared.backend import load_backend
 from shared.commands import stock_cli
-from shared.connection import ResilientRedis
+from shared.connection import RETRY_SECONDS_ENV, RedisUnavailable, ResilientRedis
 from shared.sentinel import FailoverConnection, FailoverSSLConnection, parse
 from shared.settings import Settings, redact_url
 from shared.tasks import Grid
@@ -160,6 +161,24 @@ def test_submitter_and_workers_go_on_through_a_switchover(
         assert report.ok, f"{name}: {report.problems()}"
         pool = backend.store.client.connection_pool  # the submitter's own client, on the new master
         assert isinstance(pool, SentinelConnectionPool) and pool.master_address == ("127.0.0.1", new)
+
+
+@pytest.mark.slow
+def test_a_master_that_refuses_writes_for_want_of_replicas_is_retried(
+    cluster: SentinelCluster, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``NOREPLICAS`` (``min-replicas-to-write``: what a master cut off from its replicas answers
+    while the sentinels promote one) is retried like a lost connection, not raised at once."""
+    master = redis.Redis(port=cluster.master_port())
+    master.config_set("min-replicas-to-write", 2)  # it has one
+    monkeypatch.setenv(RETRY_SECONDS_ENV, "2")
+    client = ResilientRedis.from_url(settings.redis_url)
+    try:
+        with pytest.raises(RedisUnavailable, match="NOREPLICAS"):
+            client.set("refused", 1)
+    finally:
+        master.config_set("min-replicas-to-write", 0)
+    assert client.set("accepted", 1)
 
 
 @pytest.mark.slow
