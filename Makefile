@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint format bench bench-full chaos compat clean
+.PHONY: install demo test lint format bench bench-full chaos failover compat clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench-full: install  ## the whole matrix: 1/2/4 workers, 25,000 tasks, 5 ms CPU 
 
 chaos: install  ## every reliability scenario on Dramatiq, RQ and the baselines (Celery on RabbitMQ and on Redis, Huey)
 	$(BIN)/python -m benchmarks chaos
+	$(BIN)/python -m benchmarks update-readme
+
+failover: install  ## Redis Sentinel failover mid-run on namespace hosts (root, Linux): master killed, cut off, switched over; both paths per message and chunked with PIPELINE_MIN_REPLICAS=0 and 1, Celery on Redis as baseline (~16 min)
+	$(BIN)/python -m benchmarks.failover
 	$(BIN)/python -m benchmarks update-readme
 
 compat: install  ## Dramatiq's and RQ's own test suites on stock and on our broker/worker (tests/compat); fails on a difference tests/compat/expected_differences.toml does not list (~3 min)

