@@ -38,7 +38,7 @@ from benchmarks import failover_report, machine
 from benchmarks.failover_run import HOSTS, SCENARIOS, Config, FailoverRow, FailoverRun
 from benchmarks.hosts import SKIPPED, SetupFailed, build_network, cleanup, namespaces_unavailable
 from benchmarks.output import RESULTS
-from benchmarks.sentinel_hosts import NET, URL, SentinelHosts
+from benchmarks.sentinel_hosts import NET, REDIS_HOSTS, URL, SentinelHosts
 from benchmarks.stacks import Stack, select
 from shared.settings import Settings
 from shared.tasks import Grid
@@ -47,13 +47,23 @@ OURS = ("dramatiq ours", "dramatiq chunked", "rq ours", "rq chunked")
 BASELINE = "celery-redis seed-defaults"
 
 
-def plan(scenarios: list[str], labels: list[str], knobs: list[int]) -> list[tuple[str, Stack, int]]:
+#: Every replica: what a planned switchover needs (a WAIT 1 can be answered by the replica that
+#: is not promoted, which then drops what it confirmed: README, Redis Sentinel).
+ALL_REPLICAS = len(REDIS_HOSTS) - 1
+#: The knob values of a default run; the planned switchover also runs ``ALL_REPLICAS``.
+DEFAULT_KNOBS = (0, 1)
+
+
+def plan(scenarios: list[str], labels: list[str], knobs: list[int] | None) -> list[tuple[str, Stack, int]]:
     """(scenario, stack, PIPELINE_MIN_REPLICAS) in table order; the baseline runs once, knob 0
-    (Celery has no such knob)."""
+    (Celery has no such knob). ``knobs`` None: the default values."""
     runs = []
     for scenario in scenarios:
+        chosen = list(knobs) if knobs else list(DEFAULT_KNOBS)
+        if not knobs and scenario == "sentinel-failover":
+            chosen.append(ALL_REPLICAS)
         for stack in (select([label])[0] for label in labels):
-            for knob in knobs if stack.ours else [0]:
+            for knob in chosen if stack.ours else [0]:
                 runs.append((scenario, stack, knob))
     return runs
 
@@ -101,7 +111,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--stack", action="append", choices=[*OURS, BASELINE], help="repeatable; default all")
     parser.add_argument(
-        "--min-replicas", action="append", type=int, help="PIPELINE_MIN_REPLICAS, repeatable; default 0 and 1"
+        "--min-replicas",
+        action="append",
+        type=int,
+        help="PIPELINE_MIN_REPLICAS, repeatable; default 0 and 1 (sentinel-failover: and 2)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="leave Celery out")
     parser.add_argument("--grid", type=_grid, default="50x50", help="WIDTHxHEIGHT (default 50x50)")
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         labels.remove(BASELINE)
         if not args.no_baseline:
             print(f"skipped {BASELINE}: {baseline_problem()}", file=sys.stderr)
-    runs = plan(args.scenario or list(SCENARIOS), labels, args.min_replicas or [0, 1])
+    runs = plan(args.scenario or list(SCENARIOS), labels, args.min_replicas)
     if reason := namespaces_unavailable(NET.prefix):
         print(f"SKIPPED: {reason}", file=sys.stderr)
         return SKIPPED
