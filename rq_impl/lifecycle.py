@@ -249,7 +249,7 @@ class LeanLifecycle(SimpleWorker):
     def _finish(self, job: Job, queue: Queue, execution: Execution, box: Outbox, claim: bool) -> None:
         """Record ``job``'s success with what it held back; with ``claim``, claim the next job."""
         claim_from = self._claim_from() if claim and not self.scripts.replicas else []
-        dependents, claimed = records.finish(self, *self._success(job, execution, box), claim_from)
+        dependents, claimed = records.finish(self, self._success(job, execution, box), claim_from)
         if claim:
             self._held = claimed
             if claimed is None:

@@ -328,27 +328,17 @@ def parse_claim(reply: Any, stamp: Stamp | None) -> Claim | None:
     return Claim(queue_name.decode(), job_id.decode(), flat, int(ttl), stamp)
 
 
-def finish(
-    worker: LeanLifecycle,
-    job: Job,
-    execution: Execution,
-    result_ttl: int,
-    return_value: str,
-    rows: list[ScriptRow],
-    commands: list[tuple[Any, ...]],
-    claim_from: list[str],
-) -> tuple[str | None, Claim | None]:
-    """Write ``job``'s success with what it held back (``rows`` to store, ``commands`` such as its
-    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (None if the
-    job has no dependents, else its status before this success, the job claimed)."""
-    args = success_args(worker, job, execution, result_ttl, return_value, rows, commands)
-    claiming, stamp = claim_args(worker, claim_from)
-    reply = worker.scripts.finish([*args, *claiming])
-    return (reply[0].decode() or None), parse_claim(reply[1:], stamp)
-
-
 #: ``success_args``' arguments after the worker: job, execution, result TTL, return value, rows, commands.
 Success = tuple[Job, Execution, int, str, list[ScriptRow], list[tuple[Any, ...]]]
+
+
+def finish(worker: LeanLifecycle, success: Success, claim_from: list[str]) -> tuple[str | None, Claim | None]:
+    """Write a job's success with what it held back (its rows to store, its commands such as an
+    enqueue's), and claim and start the next job of ``claim_from`` if any; returns (None if the
+    job has no dependents, else its status before this success, the job claimed)."""
+    claiming, stamp = claim_args(worker, claim_from)
+    reply = worker.scripts.finish([*success_args(worker, *success), *claiming])
+    return (reply[0].decode() or None), parse_claim(reply[1:], stamp)
 
 
 def finish_many(worker: LeanLifecycle, successes: Sequence[Success]) -> list[str | Exception | None]:
