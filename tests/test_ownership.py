@@ -152,3 +152,22 @@ def test_a_run_leaves_no_key_of_its_own_without_a_ttl(keep: bool) -> None:
         again = run(url=server.url)  # nothing of the first run stands in the way of the next
         assert (again.returncode == 0) != keep, again.stderr
         client.close()
+
+
+def test_the_suite_given_a_shared_redis_url_runs_on_a_server_of_its_own(
+    foreign: tuple[RedisServer, redis.Redis],
+) -> None:
+    """``make test`` run by a developer whose ``REDIS_URL`` names a shared Redis: the suite's own
+    ``conftest`` replaces it with a private server before any module binds a client, so tests that
+    start real workers of both backends, run the CLI and purge and requeue through it leave that
+    Redis as it was."""
+    server, client = foreign
+    before = snapshot(client)
+    sample = ["tests/test_cli.py", "tests/test_dead.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *sample]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "REDIS_URL": server.url}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout.splitlines()[-1]
+    assert snapshot(client) == before
