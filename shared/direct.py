@@ -110,4 +110,10 @@ def _call(
     except redis.exceptions.NoScriptError:  # load it and call again (``first`` is done)
         client.script_load(script.script)
         replies = _call(client, None, script, calls, replicas, raise_on_error)[1]
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    if missing:  # replies in place (``call_scripts``): the calls the script never ran for, again
+        client.script_load(script.script)
+        again = _call(client, None, script, [calls[i] for i in missing], replicas, raise_on_error)[1]
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
     return (head[0] if head else None), replies
