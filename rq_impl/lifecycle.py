@@ -42,7 +42,7 @@ from rq.rate_limit import release_slot
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from rq_impl import outbox, records, store_batch
+from rq_impl import outbox, record_scripts, records, store_batch
 from rq_impl.alarm import StandingAlarm
 from rq_impl.dependents import enqueue_dependents
 from rq_impl.outbox import Outbox
@@ -87,9 +87,10 @@ class LeanLifecycle(SimpleWorker):
             self.job_class.redis_job_namespace_prefix,
             self.redis_worker_namespace_prefix,
         )
-        if prefixes != records.KEY_PREFIXES:  # RQ_KEY_PREFIX is followed; a class's own is not
+        expected = record_scripts.KEY_PREFIXES
+        if prefixes != expected:  # RQ_KEY_PREFIX is followed; a class's own is not
             raise config_error(
-                f"{type(self).__name__} writes RQ's key layout under RQ_KEY_PREFIX {records.KEY_PREFIXES}, "
+                f"{type(self).__name__} writes RQ's key layout under RQ_KEY_PREFIX {expected}, "
                 f"not the queue/job/worker class prefixes {prefixes}: set RQ_KEY_PREFIX instead"
             )
         self.scripts = records.Scripts(self.connection)
@@ -187,15 +188,21 @@ class LeanLifecycle(SimpleWorker):
         if box is None:
             super().handle_job_success(job, queue, started_job_registry, execution)
             return
-        if box.stored or self._successes:
+        if self._batches(box) or self._successes:
             if self._hold(job, queue, execution, box):
                 return
             self._commit_held(box)
         self._finish(job, queue, execution, box, claim=True)
 
+    def _batches(self, box: Outbox) -> bool:
+        """Whether this success is worth holding for the next ones (``rq_impl.store_batch``): it
+        has rows for a store other than Redis, or it must be confirmed on replicas (one ``WAIT``
+        for the batch instead of one per job)."""
+        return bool(box.stored) or self.scripts.replicas > 0
+
     def _hold(self, job: Job, queue: Queue, execution: Execution, box: Outbox) -> bool:
         """Hold this success for the next job's rows, if one is waiting (``rq_impl.store_batch``)."""
-        if not box.stored or len(self._successes) + 1 >= store_batch.MAX_JOBS:
+        if not self._batches(box) or len(self._successes) + 1 >= store_batch.MAX_JOBS:
             return False
         if self._successes and time.monotonic() - self._holding_since > store_batch.MAX_SECONDS:
             return False
@@ -248,7 +255,7 @@ class LeanLifecycle(SimpleWorker):
 
     def _finish(self, job: Job, queue: Queue, execution: Execution, box: Outbox, claim: bool) -> None:
         """Record ``job``'s success with what it held back; with ``claim``, claim the next job."""
-        claim_from = self._claim_from() if claim and not self.scripts.replicas else []
+        claim_from = self._claim_from() if claim else []
         dependents, claimed = records.finish(self, self._success(job, execution, box), claim_from)
         if claim:
             self._held = claimed

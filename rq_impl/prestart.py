@@ -3,7 +3,7 @@
 RQ's single-queue dequeue is a ``BLMOVE`` to the queue's intermediate list, shared by every
 worker of the queue, then a read of the job (``HGETALL``), then its start in two more round trips.
 Here the ``BLMOVE`` moves the job into the worker's own hold list and the claim script sent in the
-same write takes it from there and starts it (``records.CLAIM``): one wake-up per job, for one
+same write takes it from there and starts it (``record_scripts.CLAIM``): one wake-up per job, for one
 worker. Redis runs the script right after the move, so the hold list is empty again at once; if
 the worker dies between the two (its connection closed in the same instant), the id stays there,
 and ``sweep_holds`` (every worker's maintenance) puts it back on the queue after a grace, as RQ's
@@ -21,7 +21,7 @@ from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 
-from rq_impl import records
+from rq_impl import record_scripts, records
 
 if TYPE_CHECKING:
     from rq_impl.lifecycle import LeanLifecycle
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 #: comes first: a hold list that has held ids since a sweep ``grace`` or more ago goes back to the
 #: head of the queue (a live worker empties its own in the same write as the move); one that
 #: holds ids is marked seen; an empty one is unmarked, and leaves the set once its worker's key is
-#: gone. Returns how many ids went back. Keys under ``RQ_KEY_PREFIX`` (``records.keyed``).
-SWEEP = records.keyed("""
+#: gone. Returns how many ids went back. Keys under ``RQ_KEY_PREFIX`` (``record_scripts.keyed``).
+SWEEP = record_scripts.keyed("""
 local queue = 'rq:queue:' .. ARGV[1]
 local holds = queue .. ':holds'
 local seen = holds .. ':seen'
@@ -63,12 +63,12 @@ return moved
 
 def hold_key(queue_name: str, worker_name: str) -> str:
     """The list a waiting worker's ``BLMOVE`` moves its job into, emptied by its claim at once."""
-    return f"{records.KEY_PREFIXES[0]}{queue_name}:hold:{worker_name}"
+    return f"{record_scripts.KEY_PREFIXES[0]}{queue_name}:hold:{worker_name}"
 
 
 def holds_key(queue_name: str) -> str:
     """The set of the queue's hold lists, where ``SWEEP`` finds a dead worker's."""
-    return f"{records.KEY_PREFIXES[0]}{queue_name}:holds"
+    return f"{record_scripts.KEY_PREFIXES[0]}{queue_name}:holds"
 
 
 def dequeue_and_start(worker: LeanLifecycle, timeout: int | None) -> tuple[Job, Queue] | None:

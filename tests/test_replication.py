@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue
+from rq.job import JobStatus
+from rq.serializers import JSONSerializer
 
+from rq_impl.lifecycle import LeanLifecycle
 from shared.backend import load_backend
 from shared.connection import RETRY_SECONDS_ENV, RedisUnavailable, connect
 from shared.embedded import RedisServer
@@ -114,8 +118,7 @@ def test_workers_store_every_result_with_the_knob_on(
     pair: tuple[RedisServer, RedisServer], mode: list[str], tmp_path: Path
 ) -> None:
     """``run`` with the workers' stock CLIs, every process with ``PIPELINE_MIN_REPLICAS=1``:
-    Dramatiq's group commits and RQ's success scripts wait for the replica, and RQ's worker
-    claims its next job apart from a confirmed success."""
+    Dramatiq's group commits and RQ's success scripts wait for the replica."""
     master, _replica = pair
     env = {**os.environ, "REDIS_URL": master.url, MIN_REPLICAS_ENV: "1", "PYTHONPATH": str(ROOT)}
     client = redis.Redis(port=master.port)
@@ -128,6 +131,28 @@ def test_workers_store_every_result_with_the_knob_on(
         assert f"{name}: 42/42 results verified" in done.stdout, done.stdout + done.stderr
         # The submission and at least one commit per result worker and compute worker waited.
         assert _waits(client) - waits >= 3
+    client.close()
+
+
+def test_an_rq_worker_confirms_a_run_of_successes_with_one_wait(
+    pair: tuple[RedisServer, RedisServer], knob: None
+) -> None:
+    """With the knob on, an RQ worker holds a success while it runs the next waiting job
+    (``rq_impl.store_batch``): a queue of 60 jobs is recorded with far fewer ``WAIT`` s than jobs,
+    every job finished and on the replica."""
+    master, replica = pair
+    client = redis.Redis(port=master.port)
+    client.flushall()
+    queue = Queue("jobs", connection=client, serializer=JSONSerializer)
+    jobs = [queue.enqueue_call("operator.mul", args=(i, 3), result_ttl=60) for i in range(60)]
+    waits = _waits(client)
+    LeanLifecycle([queue], connection=client, serializer=JSONSerializer).work(burst=True)
+    assert [job.get_status() for job in jobs] == [JobStatus.FINISHED] * 60
+    assert [job.return_value() for job in jobs] == [i * 3 for i in range(60)]
+    assert 1 <= _waits(client) - waits <= 30
+    copy = redis.Redis(port=replica.port)
+    assert copy.zcard("rq:finished:jobs") == 60
+    copy.close()
     client.close()
 
 

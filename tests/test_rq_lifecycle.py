@@ -15,7 +15,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.suspension import suspend
 
-from rq_impl import prestart, records, tasks
+from rq_impl import prestart, record_scripts, records, tasks
 from rq_impl.worker import PipelineWorker
 from shared.settings import Settings
 
@@ -184,7 +184,7 @@ def test_a_job_wakes_one_idle_worker_which_claims_it_in_the_same_round_trip(
         if sum(c["cmd"] == "blmove" for c in client.client_list()) == 2:
             break
         time.sleep(0.01)
-    client.script_load(records.CLAIM)  # a cold script cache would count a NOSCRIPT try per claim
+    client.script_load(record_scripts.CLAIM)  # a cold script cache would count a NOSCRIPT try per claim
     client.config_resetstat()
     (job,) = _enqueue(client, 1)
     for thread in threads:

@@ -8,15 +8,17 @@ import time
 
 import pytest
 import redis
+from redis.exceptions import NoScriptError
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus, get_current_job
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from rq_impl import outbox, prestart, tasks
+from rq_impl import outbox, prestart, records, tasks
 from rq_impl.lifecycle import LeanLifecycle
 from rq_impl.worker import PipelineWorker
+from shared.direct import call_scripts
 
 
 def enqueue_then_fail() -> None:
@@ -131,6 +133,29 @@ def test_a_job_started_by_script_and_abandoned_is_found_and_retried(client: redi
     assert job.get_status() == JobStatus.QUEUED and compute.job_ids == [job.id]  # Retry(max=3)
 
 
+def test_a_success_sent_again_returns_the_job_it_claimed_and_claims_no_other(client: redis.Redis) -> None:
+    """A round trip resent whole (a lost connection, or a ``WAIT`` too few replicas answered:
+    ``PIPELINE_MIN_REPLICAS``) runs the success script twice with the same stamp: the second run
+    returns the job the first one claimed and started, and leaves the next one queued."""
+    queue = Queue("jobs", connection=client, serializer=JSONSerializer)
+    first, second, third = (queue.enqueue_call("operator.mul", args=(i, 2), result_ttl=30) for i in range(3))
+    worker = LeanLifecycle([queue], connection=client, serializer=JSONSerializer, name="w1")
+    claim = records.claim_next(worker, ["jobs"])
+    assert claim is not None and claim.job_id == first.id
+    job, execution = records.started(worker, claim.job_id, claim.flat, claim.ttl, claim.stamp)
+    job.ended_at = job.started_at
+    claiming, stamp = records.claim_args(worker, ["jobs"])
+    args = [*records.success_args(worker, job, execution, 30, "", [], []), *claiming]
+    replies = [worker.scripts.finish(args) for _ in range(2)]
+    claims = [records.parse_claim(reply[1:], stamp) for reply in replies]
+    assert [c.job_id if c else None for c in claims] == [second.id, second.id]
+    assert [c.queue_name if c else None for c in claims] == ["jobs", "jobs"]
+    assert claims[0] is not None and claims[1] is not None and claims[1].ttl == claims[0].ttl
+    assert queue.job_ids == [third.id]
+    assert StartedJobRegistry("jobs", connection=client).get_job_ids() == [second.id]
+    assert second.get_status() == JobStatus.STARTED and third.get_status() == JobStatus.QUEUED
+
+
 def test_the_scripts_are_loaded_again_after_redis_forgot_them(client: redis.Redis) -> None:
     """A Redis restarted without persistence has an empty script cache: the start and the
     success scripts, called on the worker's kept connection, load themselves again."""
@@ -145,6 +170,18 @@ def test_the_scripts_are_loaded_again_after_redis_forgot_them(client: redis.Redi
     worker.work(burst=True)
     assert first.get_status() == second.get_status() == JobStatus.FINISHED
     assert first.return_value() == 42 and second.return_value() == 6
+
+
+def test_a_batch_of_script_calls_loads_the_script_again_and_keeps_each_reply(client: redis.Redis) -> None:
+    """``call_scripts`` (held successes recorded in one round trip) on an empty script cache: the
+    calls the script never ran for are sent again once it is loaded; an error stays in its place."""
+    kept = redis.Redis(connection_pool=client.connection_pool, single_connection_client=True)
+    script = kept.register_script("return redis.call('INCR', KEYS[1])")
+    client.script_flush()
+    replies = call_scripts(kept, script, [(["n"], []), ([], []), (["n"], [])])
+    assert replies[0] == 1 and replies[2] == 2
+    assert isinstance(replies[1], redis.ResponseError) and not isinstance(replies[1], NoScriptError)
+    kept.close()
 
 
 def test_outputs_are_written_with_the_success_or_not_at_all(client: redis.Redis) -> None:
