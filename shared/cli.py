@@ -14,6 +14,7 @@ import click
 import redis
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from shared.backend import (
     BACKEND_ENV,
@@ -369,10 +370,29 @@ main.add_command(dead_command)  # ``redis-pipeline dead`` (shared/ops_cli.py)
 main.add_command(env_command)  # ``redis-pipeline env`` (shared/env_command.py)
 
 
+#: What click (8.2+; we pin 8.4+) raises for a group called with no command: the whole help.
+NO_ARGS_IS_HELP = click.exceptions.NoArgsIsHelpError
+
+
 def entry() -> None:
-    """Console-script entry: expected failures end in one line on stderr, not a traceback."""
+    """Console-script entry: expected failures end in one line on stderr, not a traceback; so
+    does a bad command line (click's usage block, in one line with where to look)."""
     try:
-        main(standalone_mode=True)
+        code = main(standalone_mode=False)
+    except NO_ARGS_IS_HELP as exc:  # a bare ``redis-pipeline``: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "redis-pipeline"
+        message = f"{exc.format_message()} (see {command} --help)"
+        stderr.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        stderr.print(f"[red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        stderr.print("Aborted!", highlight=False)
+        sys.exit(1)
     except (
         RedisUnavailable,
         RedisServerNotFound,
@@ -388,3 +408,5 @@ def entry() -> None:
         url = Settings.from_env().redacted_url
         stderr.print(f"[red]error:[/] Redis at {url} failed: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    if isinstance(code, int):  # a command's ctx.exit(code)
+        sys.exit(code)

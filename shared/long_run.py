@@ -157,6 +157,12 @@ def interrupt_report(left: Leftovers, progress: RunProgress | None) -> list[str]
         )
         return lines
     lines.append(f"{left.backend}: {total:,} messages remain queued on {where}: {per_queue}.")
+    if left.task is None and (ttl := backend.store.client.ttl(backend.store.results_key)) > 0:
+        lines.append(
+            f"{left.backend}: the results so far stay in {backend.store.results_key} for "
+            f"{round(ttl / 86_400)} days, then expire; `redis-pipeline run` refuses to start on them "
+            "until --purge drops them."
+        )
     if total == 0:
         return lines
     commands, env = left.workers()

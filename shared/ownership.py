@@ -9,7 +9,9 @@ After a run that verified, ``Footprint.tidy`` deletes the footprint keys that di
 before (results too unless ``keep``) and takes out the set members the run added. Keys that
 existed before are left as they are: this run's entries in them (Dramatiq heartbeats, RQ's
 finished-job ids) are expired by the library's own maintenance; per-message keys (RQ job and
-result hashes) carry the TTL the library gives them. A failed run leaves its keys for diagnosis.
+result hashes) carry the TTL the library gives them. A run that fails or is interrupted leaves
+its keys for diagnosis, or for workers that finish its queues; the results and deliveries hashes
+it created expire ``LEFTOVER_TTL_S`` later (``Footprint.leave``), so none is kept for ever.
 
 Each adapter names its backend's footprint (``occupied`` and ``footprint`` on the backend
 ``shared.backend`` loads by name, from its ``ownership`` module), so ``shared`` imports no
@@ -22,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.backend import Backend
+
+#: How long the results of a run that failed or was interrupted stay (7 days).
+LEFTOVER_TTL_S = 7 * 86_400
 
 
 @dataclass
@@ -78,6 +83,18 @@ class Footprint:
             pipe.delete(*doomed)
         pipe.execute()
         return doomed
+
+    def leave(self, seconds: int = LEFTOVER_TTL_S) -> list[str]:
+        """After a run that failed or was interrupted: the results and deliveries hashes it
+        created expire in ``seconds``; returns those keys."""
+        store = self.backend.store
+        created = [k for k in (store.results_key, store.deliveries_key) if not self.existed.get(k, True)]
+        if created:
+            pipe = store.client.pipeline(transaction=False)
+            for key in created:
+                pipe.expire(key, seconds)
+            pipe.execute()
+        return created
 
 
 def footprint(backend: Backend, queues: Sequence[str] | None = None) -> Footprint:

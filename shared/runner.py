@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+import redis
 
 from shared.backend import Backend, ChunkingBackend
 from shared.ownership import claim
@@ -145,14 +148,21 @@ def run_grid(
     submit = submitter(backend, chunk_size)
     footprint = claim(backend, purge)
     env = {**os.environ, "REDIS_URL": backend.settings.redis_url}
-    with WorkerGroup(env, log_dir or Path.cwd()) as group:
-        start_workers(backend, group, compute_workers)
-        started = time.perf_counter()
-        report = slice_reporter(grid.size, submitted, progress, backend.store.count, grid.size)
-        submit_in_slices(submit, grid.points(), chunk_size, report)
-        wait_for_count(backend.store.count, grid.size, group, stall_timeout, progress)
-        seconds = time.perf_counter() - started
-    result = RunResult(backend.name, grid, seconds, backend.store.verify(grid))
-    if result.ok:  # a failed run's keys stay for diagnosis (status, purge)
+    try:
+        with WorkerGroup(env, log_dir or Path.cwd()) as group:
+            start_workers(backend, group, compute_workers)
+            started = time.perf_counter()
+            report = slice_reporter(grid.size, submitted, progress, backend.store.count, grid.size)
+            submit_in_slices(submit, grid.points(), chunk_size, report)
+            wait_for_count(backend.store.count, grid.size, group, stall_timeout, progress)
+            seconds = time.perf_counter() - started
+        result = RunResult(backend.name, grid, seconds, backend.store.verify(grid))
+    except BaseException:  # interrupted or failed: its keys stay for a while (``shared.ownership``)
+        with contextlib.suppress(redis.RedisError):
+            footprint.leave()
+        raise
+    if result.ok:
         footprint.tidy(keep)
+    else:  # a failed run's keys stay for diagnosis (status, purge), its results for a while
+        footprint.leave()
     return result

@@ -56,6 +56,10 @@ BAD = {
     "celeryconfig-raises": Bad(
         {"PIPELINE_CELERYCONFIG": "{tmp}/broken_celeryconfig.py"}, [*TASK, "{args}"], ["ZeroDivisionError"]
     ),
+    "backend-option": Bad(
+        {}, ["run", "--backend", "nope"], ["'--backend'", "'nope'", "redis-pipeline run --help"]
+    ),
+    "unknown-command": Bad({}, ["runn"], ["No such command 'runn'"]),
     "backend-env": Bad({"PIPELINE_BACKEND": "bogus"}, [*TASK, "{args}"], ["PIPELINE_BACKEND='bogus'"]),
     "backend-env-grid": Bad({"PIPELINE_BACKEND": "celery"}, ["status"], ["PIPELINE_BACKEND='celery'"]),
     "args-file-missing": Bad({}, [*TASK, "/nonexistent/calls.jsonl"], ["/nonexistent/calls.jsonl"]),

@@ -23,6 +23,7 @@ import redis
 from shared.commands import stock_cli
 from shared.embedded import RedisServer
 from shared.long_run import CONFIRM_ABOVE, INTERRUPTED_EXIT
+from shared.ownership import LEFTOVER_TTL_S
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 #: The results bar once a result is stored: "dramatiq stored ━━… 12/10000".
@@ -161,5 +162,9 @@ def test_ctrl_c_stops_the_workers_and_says_what_is_left(
     # The count is Redis's own: the queues' lists hold that many messages.
     prefix = "dramatiq:" if backend == "dramatiq" else "rq:queue:"
     waiting = client.llen(f"{prefix}compute") + client.llen(f"{prefix}result")
+    # The results so far stay a while, not for ever (shared.ownership.LEFTOVER_TTL_S), and it says so.
+    results = f"pipeline:{backend}:results"
+    assert 0 < client.ttl(results) <= LEFTOVER_TTL_S and client.hlen(results) > 0
+    assert f"the results so far stay in {results} for 7 days, then expire" in report
     client.flushdb()  # the suite's private Redis: later tests start on empty queues
     assert int(left.group(1).replace(",", "")) == waiting > 0, report
