@@ -11,13 +11,15 @@ a fresh set-up, the grid once at full speed (the throughput column), then again 
 applied once ``--fault-at`` of it is stored while the submitter is still sending, and every
 point checked on the master the sentinels name at the end.
 
-Scenarios: the master SIGKILLed, the master's host cut off, ``SENTINEL FAILOVER``; each on our two
-paths per message and chunked with ``PIPELINE_MIN_REPLICAS`` 0 and 1, and on Celery with its
-Redis broker through Sentinel (kombu's ``sentinel://``) as the baseline. Writes
+Scenarios: the master SIGKILLed, the master's host cut off, a plain ``SENTINEL FAILOVER``, and
+``redis-pipeline switchover`` (writes paused around the same failover, ``shared.switchover``); each
+on our two paths per message and chunked with ``PIPELINE_MIN_REPLICAS`` 0 and 1 (the plain
+failover also at 2, every replica: what it needs), and on Celery with its Redis broker through
+Sentinel (kombu's ``sentinel://``) as the baseline. Writes
 ``benchmarks/results/latest-failover.json`` (``failover``: one row per run); ``python -m benchmarks
 failover-table`` renders it. Needs root and iproute2; exits 77 (SKIPPED) where namespaces cannot be
-made. Exits 1 when a run of ours with the knob on loses, doubles or mixes up a result, needs
-more than 30 s, or ends with a worker dead or left on the old master.
+made. Exits 1 when a run of ours with the knob on (a plain failover: at every replica) loses, doubles or
+mixes up a result, needs more than 30 s, or ends with a worker dead or left on the old master.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import failover_report, machine
-from benchmarks.failover_run import HOSTS, SCENARIOS, Config, FailoverRow, FailoverRun
+from benchmarks.failover_run import ALL_REPLICAS, HOSTS, SCENARIOS, Config, FailoverRow, FailoverRun
 from benchmarks.hosts import SKIPPED, SetupFailed, build_network, cleanup, namespaces_unavailable
 from benchmarks.output import RESULTS
-from benchmarks.sentinel_hosts import NET, REDIS_HOSTS, URL, SentinelHosts
+from benchmarks.sentinel_hosts import NET, URL, SentinelHosts
 from benchmarks.stacks import Stack, select
 from shared.settings import Settings
 from shared.tasks import Grid
@@ -47,10 +49,7 @@ OURS = ("dramatiq ours", "dramatiq chunked", "rq ours", "rq chunked")
 BASELINE = "celery-redis seed-defaults"
 
 
-#: Every replica: what a planned switchover needs (a WAIT 1 can be answered by the replica that
-#: is not promoted, which then drops what it confirmed: README, Redis Sentinel).
-ALL_REPLICAS = len(REDIS_HOSTS) - 1
-#: The knob values of a default run; the planned switchover also runs ``ALL_REPLICAS``.
+#: The knob values of a default run; a plain ``SENTINEL FAILOVER`` also runs ``ALL_REPLICAS``.
 DEFAULT_KNOBS = (0, 1)
 
 

@@ -56,7 +56,19 @@ SCENARIOS = {
     "too); mended after the partition time, or once the grid is done",
     "sentinel-failover": "`SENTINEL FAILOVER`, a planned switchover: the old master takes writes "
     "until the sentinels make it a replica, seconds later",
+    "switchover": "`redis-pipeline switchover`, the same planned switchover with writes paused on the "
+    "master until its replicas hold everything, the old master made a replica before they resume",
 }
+#: Every replica of the master: what a plain ``SENTINEL FAILOVER`` needs the knob at (a ``WAIT 1``
+#: can be answered by the replica that is not promoted, which then drops what it confirmed).
+ALL_REPLICAS = len(REDIS_HOSTS) - 1
+
+
+def required(scenario: str, stack: Stack, min_replicas: int) -> bool:
+    """Whether a run must pass: our paths with the knob on, and for a plain ``SENTINEL FAILOVER``
+    with the knob at every replica (below that Redis itself loses confirmed writes: README)."""
+    needed = ALL_REPLICAS if scenario == "sentinel-failover" else 1
+    return stack.ours and min_replicas >= needed
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,8 @@ class FailoverRun:
         self.cluster = SentinelHosts(logs / "redis")
         self.groups: dict[Host, WorkerGroup] = {}
         self.submitters: list[subprocess.Popen[str]] = []
+        #: What ``redis-pipeline switchover`` printed (the switchover scenario).
+        self.switched = ""
         logs.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "REDIS_URL": URL, MIN_REPLICAS_ENV: str(min_replicas)}
         if config.cpu_ms:
@@ -133,7 +147,7 @@ class FailoverRun:
             min_replicas,
             **unmeasured,
             tasks=config.grid.size,
-            required=stack.ours and min_replicas > 0,
+            required=required(scenario, stack, min_replicas),
         )
 
     def execute(self) -> FailoverRow:
@@ -246,6 +260,8 @@ class FailoverRun:
             cluster.kill(old)
         elif self.scenario == "partition-master":
             cluster.cut(old)
+        elif self.scenario == "switchover":
+            self._switchover()
         else:
             cluster.switch_over()
         new, progress, settled = None, _Progress(lambda: -1), 0.0
@@ -269,6 +285,15 @@ class FailoverRun:
             cluster.heal(old)
         self._finish(new, old, fault, progress, process)
 
+    def _switchover(self) -> None:
+        """``redis-pipeline switchover`` as an operator runs it, from the root namespace; its line
+        (how long writes were paused) goes in the row's note."""
+        command = [str(Path(sys.executable).parent / "redis-pipeline"), "switchover"]
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise SetupFailed(f"redis-pipeline switchover failed: {done.stderr.strip()}")
+        self.switched = done.stdout.strip()
+
     def _settled(self, old: Host) -> bool:
         """The old master is gone for good (killed) or has been made a replica."""
         return self.scenario == "kill-master" or self.cluster.info(old).get("role") == "slave"
@@ -286,7 +311,7 @@ class FailoverRun:
         row.workers_alive = not self._dead()
         report = self._collect(process, 30)
         row.submit_errors = int(report.get("errors", 0))
-        notes = [report.get("failed", ""), report.get("first_error", "")]
+        notes = [self.switched, report.get("failed", ""), report.get("first_error", "")]
         final = new or self.cluster.master() or old
         v = self._store(final).verify(self.config.grid)
         row.lost, row.wrong = len(v.missing), len(v.wrong) + len(v.unexpected)

@@ -35,12 +35,14 @@ from shared.errors import ConfigError
 from shared.long_run import Leftovers, confirm_size, watched_run
 from shared.ops import Status, render_all, to_json, with_unserved_routes
 from shared.ops_cli import dead as dead_command
+from shared.ops_cli import switchover as switchover_command
 from shared.ownership import findings, refusal
 from shared.preflight import check_environment
 from shared.results import StoreError
 from shared.routing import active_table
 from shared.runner import RunRefused, RunResult, WorkersFailed, run_grid
 from shared.settings import Settings
+from shared.switchover import SwitchoverFailed
 from shared.tasks import Grid
 
 stderr = Console(stderr=True)
@@ -368,6 +370,7 @@ def purge(backend: str, queues: tuple[str, ...], dead: bool, yes: bool) -> None:
 
 main.add_command(dead_command)  # ``redis-pipeline dead`` (shared/ops_cli.py)
 main.add_command(env_command)  # ``redis-pipeline env`` (shared/env_command.py)
+main.add_command(switchover_command)  # ``redis-pipeline switchover`` (shared/ops_cli.py)
 
 
 #: What click (8.2+; we pin 8.4+) raises for a group called with no command: the whole help.
@@ -401,6 +404,7 @@ def entry() -> None:
         StoreError,
         UnknownBackend,
         ConfigError,
+        SwitchoverFailed,
     ) as exc:
         stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

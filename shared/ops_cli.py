@@ -1,4 +1,5 @@
-"""``redis-pipeline dead``: the dead-lettered / failed messages, with the ids ``requeue`` takes.
+"""``redis-pipeline dead`` (the dead-lettered / failed messages, with the ids ``requeue`` takes)
+and ``redis-pipeline switchover`` (a planned Sentinel switchover, ``shared.switchover``).
 
 Registered on the ``redis-pipeline`` group by ``shared.cli`` (kept apart so that module stays small).
 """
@@ -12,6 +13,11 @@ from rich.console import Console
 
 from shared.backend import BACKENDS
 from shared.dead import DEFAULT_LIMIT, render_all, to_json
+from shared.errors import config_error
+from shared.sentinel import is_sentinel_url
+from shared.settings import Settings
+from shared.switchover import DEFAULT_TIMEOUT_S, describe
+from shared.switchover import switchover as switch_over
 
 
 @click.command()
@@ -44,3 +50,25 @@ def dead(backend: str, queues: tuple[str, ...], limit: int, as_json: bool) -> No
     shown = Counter((name, m.queue) for name, rows in listed.items() for m in rows)
     if limit and limit in shown.values():
         click.echo(f"(the newest {limit} per queue; --limit 0 lists all)", err=True)
+
+
+@click.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds writes may stay paused at most.",
+)
+def switchover(timeout: float) -> None:
+    """Planned switchover of REDIS_URL's Sentinel master (redis+sentinel://...) to a replica,
+    losing no acknowledged write.
+
+    Pauses writes on the master, waits until its replicas hold everything, runs SENTINEL
+    FAILOVER, makes the old master a replica of the new one, resumes writes (they go to the new
+    master). A plain SENTINEL FAILOVER lets the old master take writes that are then lost.
+    """
+    settings = Settings.from_env()
+    if not is_sentinel_url(settings.redis_url):
+        raise config_error(f"REDIS_URL={settings.redacted_url}: switchover needs a redis+sentinel:// URL")
+    click.echo(describe(switch_over(settings.redis_url, timeout)))

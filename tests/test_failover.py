@@ -1,14 +1,13 @@
 """One Sentinel failover per backend on a small grid (``python -m benchmarks.failover``): a planned
-``SENTINEL FAILOVER`` while the grid is being computed loses nothing, mixes nothing up, and every
+switchover (``redis-pipeline switchover``: writes paused, ``SENTINEL FAILOVER``, the old master made
+a replica) while the grid is being submitted and computed loses nothing, mixes nothing up, and every
 worker lives on and follows the new master. Skipped, with the reason, where namespaces cannot be made.
 
-The whole grid is queued before the fault, so nothing may be lost whatever ``PIPELINE_MIN_REPLICAS``
-says: a replica holds a prefix of the master's writes, so the promoted one has every message
-queued or in flight as of the switch, and what the old master took after it (fetches, acks,
-results) is undone, to be delivered again. A submitter still sending across the fault may lose
-acknowledged submissions with the knob at 0 (and, in a switchover, at 1: see the README's failover
-notes); ``make failover`` measures that, nothing asserts it. The knob is on, as it would be in
-production.
+The submitter is still sending when the switchover starts: with writes paused until the replicas
+hold everything, nothing the old master acknowledged is missing from the new one, and what was
+paused goes to the new master. (A plain ``SENTINEL FAILOVER`` loses acknowledged submissions below
+the knob at every replica: ``make failover`` measures that, nothing asserts it.) The knob is on, as
+it would be in production.
 """
 
 from __future__ import annotations
@@ -40,8 +39,8 @@ def test_a_switchover_mid_run_loses_nothing(stack: str, tmp_path: Path) -> None:
     if reason := hosts.namespaces_unavailable(NET.prefix):
         pytest.skip(f"cannot run the failover scenario here: {reason}")
     out = tmp_path / "failover.json"
-    command = [sys.executable, "-m", "benchmarks.failover", "--scenario", "sentinel-failover"]
-    command += ["--stack", stack, "--min-replicas", str(KNOB), "--grid", "10x20", "--submit-before"]
+    command = [sys.executable, "-m", "benchmarks.failover", "--scenario", "switchover"]
+    command += ["--stack", stack, "--min-replicas", str(KNOB), "--grid", "10x20"]
     command += ["--cpu-ms", "20", "--timeout", "40", "--log-dir", str(tmp_path), "--out", str(out)]
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=150)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -20,6 +21,7 @@ from redis.sentinel import SentinelConnectionPool
 from shared.backend import load_backend
 from shared.commands import stock_cli
 from shared.connection import RETRY_SECONDS_ENV, RedisUnavailable, ResilientRedis
+from shared.embedded import RedisServer
 from shared.sentinel import FailoverConnection, FailoverSSLConnection, parse
 from shared.settings import Settings, redact_url
 from shared.tasks import Grid
@@ -161,6 +163,53 @@ def test_submitter_and_workers_go_on_through_a_switchover(
         assert report.ok, f"{name}: {report.problems()}"
         pool = backend.store.client.connection_pool  # the submitter's own client, on the new master
         assert isinstance(pool, SentinelConnectionPool) and pool.master_address == ("127.0.0.1", new)
+
+
+@pytest.mark.slow
+def test_switchover_loses_no_acknowledged_write(cluster: SentinelCluster, settings: Settings) -> None:
+    """``redis-pipeline switchover`` while a client writes with no ``WAIT`` (the knob off): every
+    write a master acknowledged is on the new master (a plain ``SENTINEL FAILOVER`` loses those
+    the old master took before the sentinels demoted it), and the old master replicates from it."""
+    old = cluster.master_port()
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        client = ResilientRedis.from_url(cluster.url)
+        while not stop.is_set():
+            client.rpush("acknowledged", len(acknowledged))
+            acknowledged.append(len(acknowledged))
+        client.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert wait_until(lambda: len(acknowledged) > 200, 30)
+        done = cli(settings, "switchover")
+        before = len(acknowledged)
+        assert wait_until(lambda: len(acknowledged) > before + 200, 30)  # and writes go on
+    finally:
+        stop.set()
+        writer.join()
+    assert done.returncode == 0, done.stderr
+    new = cluster.master_port()
+    assert new not in (0, old)
+    assert done.stdout.startswith(f"{SERVICE}: master 127.0.0.1:{old} -> 127.0.0.1:{new} (1 replica(s)); "), (
+        done.stdout
+    )
+    with redis.Redis(port=new) as master:
+        stored = {int(n) for n in master.lrange("acknowledged", 0, -1)}
+    assert set(acknowledged) - stored == set()
+    assert wait_until(lambda: cluster.info(old).get("master_link_status") == "up", 30)
+
+
+def test_switchover_needs_a_sentinel_url(redis_server: RedisServer) -> None:
+    done = cli(Settings(redis_server.url), "switchover")
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        done.stderr.strip()
+        == f"error: REDIS_URL={redis_server.url}: switchover needs a redis+sentinel:// URL"
+    )
 
 
 @pytest.mark.slow
