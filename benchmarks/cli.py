@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -241,32 +242,24 @@ def chaos(
         sys.exit(1)
 
 
-@main.command("chaos-table")
-@click.option(
-    "--results",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=output.RESULTS / "latest-chaos.json",
-    show_default=True,
-)
-def chaos_table(results: Path) -> None:
-    """Print the README's reliability table from a chaos results file."""
-    from benchmarks import chaos_report
+def _table_command(name: str, results_file: str, renderer: str, what: str) -> None:
+    """``name``: print the README table that ``benchmarks.<renderer>.readme_table`` renders from a
+    results file (``make chaos``'s, ``make failover``'s)."""
 
-    click.echo(chaos_report.readme_table(json.loads(results.read_text())), nl=False)
+    @main.command(name, help=f"Print the README's {what} table from a {results_file} results file.")
+    @click.option(
+        "--results",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=output.RESULTS / results_file,
+        show_default=True,
+    )
+    def command(results: Path) -> None:
+        module = importlib.import_module(f"benchmarks.{renderer}")
+        click.echo(module.readme_table(json.loads(results.read_text())), nl=False)
 
 
-@main.command("failover-table")
-@click.option(
-    "--results",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=output.RESULTS / "latest-failover.json",
-    show_default=True,
-)
-def failover_table(results: Path) -> None:
-    """Print the README's failover table from a ``make failover`` results file."""
-    from benchmarks import failover_report
-
-    click.echo(failover_report.readme_table(json.loads(results.read_text())), nl=False)
+_table_command("chaos-table", "latest-chaos.json", "chaos_report", "reliability")
+_table_command("failover-table", "latest-failover.json", "failover_report", "failover")
 
 
 README = Path(__file__).parent.parent / "README.md"

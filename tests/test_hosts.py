@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import hosts
+from benchmarks import hosts, netns
 
 pytestmark = pytest.mark.slow
 
@@ -18,30 +18,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def ours() -> list[str]:
     """Namespaces and links of the harness still present (there must be none between runs)."""
-    names = [line.split()[0] for line in hosts.ip("netns", "list", check=False).splitlines() if line]
-    links = [line.split(":")[1].strip() for line in hosts.ip("-o", "link", "show").splitlines()]
+    names = [line.split()[0] for line in netns.ip("netns", "list", check=False).splitlines() if line]
+    links = [line.split(":")[1].strip() for line in netns.ip("-o", "link", "show").splitlines()]
     return [n for n in names + links if n.startswith(hosts.PREFIX)]
 
 
 @pytest.fixture
 def namespaces() -> None:
-    if reason := hosts.namespaces_unavailable():
+    if reason := netns.namespaces_unavailable(hosts.PREFIX):
         pytest.skip(f"cannot run the multi-host scenario here: {reason}")
 
 
 @pytest.mark.usefixtures("namespaces")
 def test_cleanup_removes_a_crashed_runs_leftovers() -> None:
-    hosts.ip("netns", "add", f"{hosts.PREFIX}leftover")
-    hosts.ip("link", "add", f"{hosts.PREFIX}br-left", "type", "bridge")
+    netns.ip("netns", "add", f"{hosts.PREFIX}leftover")
+    netns.ip("link", "add", f"{hosts.PREFIX}br-left", "type", "bridge")
     sleeper = subprocess.Popen(["ip", "netns", "exec", f"{hosts.PREFIX}leftover", "sleep", "600"])
     try:
         assert len(ours()) == 2
-        hosts.cleanup()
+        netns.cleanup(hosts.PREFIX)
         assert sleeper.wait(10) == -9
         assert ours() == []
     finally:
         sleeper.kill()
-        hosts.cleanup()
+        netns.cleanup(hosts.PREFIX)
 
 
 @pytest.mark.usefixtures("namespaces")
@@ -54,9 +54,9 @@ def test_both_backends_across_hosts_and_after_a_cut(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the harness overran its own timeouts; so far:\n{exc.stdout!r}")
     finally:
-        hosts.cleanup()  # also after a timeout, which kills the harness before its own cleanup
+        netns.cleanup(hosts.PREFIX)  # also after a timeout, which kills the harness before its own cleanup
     assert ours() == []
-    if done.returncode == hosts.SKIPPED:
+    if done.returncode == netns.SKIPPED:
         pytest.skip(done.stderr.strip())
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
