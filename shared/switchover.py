@@ -58,7 +58,7 @@ def switchover(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Switchover:
     old = _agreed_master(sentinels, found.service)
     if old is None:
         raise SwitchoverFailed(f"the sentinels of {found.service!r} do not agree on one master")
-    master = redis.Redis(*old, **_plain(found.master), socket_timeout=timeout)
+    master = redis.Redis(*old, **{"socket_timeout": timeout, **_plain(found.master)})
     replicas = int(master.info("replication").get("connected_slaves", 0))
     if replicas == 0:
         raise SwitchoverFailed(f"{_name(old)} has no replica to switch to")
