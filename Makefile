@@ -32,7 +32,7 @@ chaos: install  ## every reliability scenario on Dramatiq, RQ and the baselines 
 	$(BIN)/python -m benchmarks chaos
 	$(BIN)/python -m benchmarks update-readme
 
-failover: install  ## Redis Sentinel failover mid-run on namespace hosts (root, Linux): master killed, cut off, switched over; both paths per message and chunked with PIPELINE_MIN_REPLICAS=0 and 1, Celery on Redis as baseline (~18 min)
+failover: install  ## Redis Sentinel failover mid-run on namespace hosts (root, Linux): master killed, cut off, SENTINEL FAILOVER, redis-pipeline switchover; both paths per message and chunked with PIPELINE_MIN_REPLICAS=0 and 1, Celery on Redis as baseline (~23 min)
 	$(BIN)/python -m benchmarks.failover
 	$(BIN)/python -m benchmarks update-readme
 
