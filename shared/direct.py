@@ -110,6 +110,8 @@ def _call(
     except redis.exceptions.NoScriptError:  # load it and call again (``first`` is done)
         client.script_load(script.script)
         replies = _call(client, None, script, calls, replicas, raise_on_error)[1]
+    if raise_on_error:  # a NOSCRIPT was raised above, and handled there
+        return (head[0] if head else None), replies
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
     if missing:  # replies in place (``call_scripts``): the calls the script never ran for, again
         client.script_load(script.script)
