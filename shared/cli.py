@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import redis
@@ -377,6 +378,12 @@ main.add_command(switchover_command)  # ``redis-pipeline switchover`` (shared/op
 NO_ARGS_IS_HELP = click.exceptions.NoArgsIsHelpError
 
 
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """One ``error:`` line on stderr (the message as text: never read as markup), then exit."""
+    stderr.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def entry() -> None:
     """Console-script entry: expected failures end in one line on stderr, not a traceback; so
     does a bad command line (click's usage block, in one line with where to look)."""
@@ -387,12 +394,9 @@ def entry() -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "redis-pipeline"
-        message = f"{exc.format_message()} (see {command} --help)"
-        stderr.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(f"{exc.format_message()} (see {command} --help)", exc.exit_code)
     except click.ClickException as exc:
-        stderr.print(f"[red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except click.Abort:
         stderr.print("Aborted!", highlight=False)
         sys.exit(1)
@@ -406,11 +410,8 @@ def entry() -> None:
         ConfigError,
         SwitchoverFailed,
     ) as exc:
-        stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except redis.RedisError as exc:
-        url = Settings.from_env().redacted_url
-        stderr.print(f"[red]error:[/] Redis at {url} failed: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"Redis at {Settings.from_env().redacted_url} failed: {exc}")
     if isinstance(code, int):  # a command's ctx.exit(code)
         sys.exit(code)

@@ -55,35 +55,45 @@ def switchover(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Switchover:
     paused meanwhile; SwitchoverFailed if it cannot (the master is unpaused)."""
     found = parse(url)
     sentinels = [_sentinel(found, host, port) for host, port in found.sentinels]
-    old = _agreed_master(sentinels, found.service)
-    if old is None:
-        raise SwitchoverFailed(f"the sentinels of {found.service!r} do not agree on one master")
-    master = redis.Redis(*old, **{"socket_timeout": timeout, **_plain(found.master)})
-    replicas = int(master.info("replication").get("connected_slaves", 0))
-    if replicas == 0:
-        raise SwitchoverFailed(f"{_name(old)} has no replica to switch to")
-    deadline = time.monotonic() + timeout
-    master.execute_command("CLIENT", "PAUSE", int(timeout * 1000), "WRITE")
-    paused = time.monotonic()
-    new = None
+    master: redis.Redis | None = None
     try:
-        if not _until(deadline, lambda: _caught_up(master)):
-            raise SwitchoverFailed(f"the replicas of {_name(old)} did not catch up within {timeout:g} s")
-        _failover(sentinels, found.service, deadline)
-        if not _until(deadline, lambda: _agreed_master(sentinels, found.service) not in (None, old)):
-            raise SwitchoverFailed(f"the sentinels named no new master within {timeout:g} s")
-        new = _agreed_master(sentinels, found.service)
-        assert new is not None
-        master.execute_command("REPLICAOF", *new)
-        master.execute_command("CLIENT", "KILL", "TYPE", "normal")  # not this connection (SKIPME)
+        old = _agreed_master(sentinels, found.service)
+        if old is None:
+            raise SwitchoverFailed(f"the sentinels of {found.service!r} do not agree on one master")
+        master = redis.Redis(*old, **{"socket_timeout": timeout, **_plain(found.master)})
+        replicas = int(master.info("replication").get("connected_slaves", 0))
+        if replicas == 0:
+            raise SwitchoverFailed(f"{_name(old)} has no replica to switch to")
+        deadline = time.monotonic() + timeout
+        master.execute_command("CLIENT", "PAUSE", int(timeout * 1000), "WRITE")
+        paused = time.monotonic()
+        try:
+            if not _until(deadline, lambda: _caught_up(master)):
+                raise SwitchoverFailed(f"the replicas of {_name(old)} did not catch up within {timeout:g} s")
+            _failover(sentinels, found.service, deadline)
+            new = _new_master(sentinels, found.service, old, deadline)
+            if new is None:
+                raise SwitchoverFailed(f"the sentinels named no new master within {timeout:g} s")
+            master.execute_command("REPLICAOF", *new)
+            master.execute_command("CLIENT", "KILL", "TYPE", "normal")  # not this connection (SKIPME)
+        finally:
+            master.execute_command("CLIENT", "UNPAUSE")
+            took = time.monotonic() - paused
     finally:
-        master.execute_command("CLIENT", "UNPAUSE")
-        took = time.monotonic() - paused
-        master.close()
-        for sentinel in sentinels:
-            sentinel.close()
-    assert new is not None
+        for client in [*sentinels, *([master] if master is not None else [])]:
+            client.close()
     return Switchover(found.service, old, new, replicas, took)
+
+
+def _new_master(
+    sentinels: list[redis.Redis], service: str, old: tuple[str, int], deadline: float
+) -> tuple[str, int] | None:
+    """The master the sentinels agree on once it is no longer ``old``; None at the deadline."""
+    while time.monotonic() <= deadline:
+        if (named := _agreed_master(sentinels, service)) not in (None, old):
+            return named
+        time.sleep(POLL_S)
+    return None
 
 
 def _sentinel(found: SentinelUrl, host: str, port: int) -> redis.Redis:
