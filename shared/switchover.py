@@ -7,7 +7,8 @@ to it answers ``WAIT`` for them; it then resyncs from the new master and drops t
 confirmed calls lost that way with ``PIPELINE_MIN_REPLICAS=1`` and two replicas. Redis's own
 ``FAILOVER`` command (6.2) does what is needed, but Sentinel does not use it. So, as it does:
 
-1. ``CLIENT PAUSE <timeout> WRITE`` on the master: clients' writes (and ``WAIT`` answers) wait;
+1. once no sentinel is in a failover of the service, ``CLIENT PAUSE <timeout> WRITE`` on the
+   master: clients' writes (and ``WAIT`` answers) wait;
 2. wait until every replica has acknowledged the master's whole replication stream;
 3. ``SENTINEL FAILOVER``, and wait until the sentinels name the new master;
 4. make the old master a replica of it, drop its clients (as the sentinels do when they demote an
@@ -65,6 +66,10 @@ def switchover(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Switchover:
         if replicas == 0:
             raise SwitchoverFailed(f"{_name(old)} has no replica to switch to")
         deadline = time.monotonic() + timeout
+        if not _until(deadline, lambda: not _failing_over(sentinels, found.service)):
+            raise SwitchoverFailed(
+                f"a failover of {found.service!r} is still in progress after {timeout:g} s"
+            )
         master.execute_command("CLIENT", "PAUSE", int(timeout * 1000), "WRITE")
         paused = time.monotonic()
         try:
@@ -121,6 +126,20 @@ def _agreed_master(sentinels: list[redis.Redis], service: str) -> tuple[str, int
         host, port = address
         named.add((host.decode() if isinstance(host, bytes) else host, int(port)))
     return named.pop() if len(named) == 1 else None
+
+
+def _failing_over(sentinels: list[redis.Redis], service: str) -> bool:
+    """Whether a sentinel that answers is still in a failover of ``service`` (an earlier one
+    finishing: a second started meanwhile could switch the master back)."""
+    for sentinel in sentinels:
+        try:
+            state: Any = sentinel.sentinel_master(service)
+            flags = state["flags"]
+        except (redis.ConnectionError, redis.TimeoutError):
+            continue
+        if "failover_in_progress" in (flags if isinstance(flags, str) else ",".join(flags)):
+            return True
+    return False
 
 
 def _caught_up(master: redis.Redis) -> bool:

@@ -200,7 +200,7 @@ def test_switchover_loses_no_acknowledged_write(cluster: SentinelCluster, settin
     with redis.Redis(port=new) as master:
         stored = {int(n) for n in master.lrange("acknowledged", 0, -1)}
     assert set(acknowledged) - stored == set()
-    assert wait_until(lambda: cluster.info(old).get("master_link_status") == "up", 30)
+    assert wait_until(lambda: cluster.info(old).get("master_link_status") == "up", 30), cluster.info(old)
 
 
 def test_switchover_needs_a_sentinel_url(redis_server: RedisServer) -> None:
